@@ -1,0 +1,45 @@
+# Shared helpers for deploy/*.sh. Sourced, not run.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${TRIBUTARY_STATE_DIR:-$ROOT/.state}
+
+log() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# alive PIDFILE: true when the PID in the file is a live process.
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# port_open HOST PORT: true when a TCP connect succeeds.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# apt_install PKG...: installs Debian packages, running apt-get update once per call.
+apt_install() {
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	log "installing Debian packages: $*"
+	$sudo apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+
+# stop_pid NAME PIDFILE: TERM, wait up to 30 s, then KILL; removes the pid file.
+stop_pid() {
+	local name=$1 pidfile=$2 pid i
+	if ! alive "$pidfile"; then
+		rm -f "$pidfile"
+		log "$name is not running"
+		return 0
+	fi
+	pid=$(cat "$pidfile")
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 1 60); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		log "$name (pid $pid) ignored TERM for 30 s; sending KILL"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$pidfile"
+	log "$name stopped"
+}

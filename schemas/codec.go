@@ -1,0 +1,311 @@
+package schemas
+
+import (
+	"embed"
+	"encoding/binary"
+	"fmt"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+)
+
+//go:embed avro/*.avsc
+var avscFiles embed.FS
+
+// EventSchemaJSON and MetricSchemaJSON are the current .avsc documents, for other languages and for
+// the docs.
+var (
+	EventSchemaJSON  = mustRead("avro/event.avsc")
+	MetricSchemaJSON = mustRead("avro/metric.avsc")
+)
+
+func mustRead(name string) string {
+	b, err := avscFiles.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// Single-object encoding (Avro spec, "Single-object encoding"): two marker bytes, then the writer
+// schema's CRC-64-AVRO fingerprint, little-endian.
+const (
+	soeMagic0  = 0xC3
+	soeMagic1  = 0x01
+	soeHeader  = 10
+	confluent0 = 0x00 // Confluent wire format: 0x00 + 4-byte schema id
+)
+
+// Decoder bounds: a string or bytes value longer than MaxDecodedBytes, or a list with more than
+// MaxDecodedListLen items, is malformed.
+const (
+	MaxDecodedBytes   = 1 << 20
+	MaxDecodedListLen = 100_000
+)
+
+// Kind says which record a schema describes.
+type Kind uint8
+
+// The record kinds.
+const (
+	KindEvent Kind = iota + 1
+	KindMetric
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindEvent:
+		return "event"
+	case KindMetric:
+		return "metric"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// writer is a schema that data may have been written with. Data is decoded with the writer schema
+// straight into our Go struct: fields the struct lacks are skipped, and fields the writer lacks keep
+// their zero value, which AddWriterSchema checked is the reader's default.
+type writer struct {
+	kind   Kind
+	schema avro.Schema
+}
+
+// Codec encodes and decodes events and metrics. It is safe for concurrent use.
+type Codec struct {
+	api     avro.API
+	readers sync.Pool // *avro.Reader
+	event   avro.Schema
+	metric  avro.Schema
+	eventH  [soeHeader]byte
+	metricH [soeHeader]byte
+
+	mu      sync.RWMutex
+	writers map[uint64]writer // by fingerprint
+}
+
+// NewCodec returns a codec for the current schemas that also reads every writer schema added with
+// AddWriterSchema.
+func NewCodec() (*Codec, error) {
+	api := avro.Config{
+		// Bound what a forged length can make the decoder allocate (found by FuzzDecode): no real
+		// message holds a longer string or list, since Kafka messages are 1 MiB by default.
+		MaxByteSliceSize:  MaxDecodedBytes,
+		MaxSliceAllocSize: MaxDecodedListLen,
+	}.Freeze()
+	api.Register("dev.tributary.v1.AttrValue", attrValue{})
+	api.Register("array:dev.tributary.v1.AttrValue", []attrValue{})
+	api.Register("map:dev.tributary.v1.AttrValue", map[string]attrValue{})
+	c := &Codec{api: api, writers: make(map[uint64]writer)}
+	c.readers.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
+	var err error
+	if c.event, err = avro.ParseBytes([]byte(EventSchemaJSON)); err != nil {
+		return nil, fmt.Errorf("parse event schema: %w", err)
+	}
+	if c.metric, err = avro.ParseBytes([]byte(MetricSchemaJSON)); err != nil {
+		return nil, fmt.Errorf("parse metric schema: %w", err)
+	}
+	for _, s := range []struct {
+		kind   Kind
+		schema avro.Schema
+		header *[soeHeader]byte
+	}{{KindEvent, c.event, &c.eventH}, {KindMetric, c.metric, &c.metricH}} {
+		fp := fingerprint(s.schema)
+		s.header[0], s.header[1] = soeMagic0, soeMagic1
+		binary.LittleEndian.PutUint64(s.header[2:], fp)
+		c.writers[fp] = writer{kind: s.kind, schema: s.schema}
+	}
+	return c, nil
+}
+
+func fingerprint(s avro.Schema) uint64 {
+	fp, err := s.FingerprintUsing(avro.CRC64Avro)
+	if err != nil {
+		panic(err) // CRC64Avro never fails
+	}
+	return binary.BigEndian.Uint64(fp)
+}
+
+// AddWriterSchema makes data written with an older or newer schema of kind readable. The schemas
+// must be compatible by Avro's rules, and every field of the current schema that the writer lacks
+// must default to its Go zero value (null, "", 0, false, {} or []), since that is what decoding
+// leaves there.
+func (c *Codec) AddWriterSchema(kind Kind, avsc string) error {
+	ws, err := avro.ParseBytes([]byte(avsc))
+	if err != nil {
+		return fmt.Errorf("parse %s writer schema: %w", kind, err)
+	}
+	reader := c.event
+	if kind == KindMetric {
+		reader = c.metric
+	}
+	if err := avro.NewSchemaCompatibility().Compatible(reader, ws); err != nil {
+		return fmt.Errorf("%s writer schema is incompatible with the current one: %w", kind, err)
+	}
+	if err := checkZeroDefaults(reader, ws); err != nil {
+		return fmt.Errorf("%s writer schema: %w", kind, err)
+	}
+	c.mu.Lock()
+	c.writers[fingerprint(ws)] = writer{kind: kind, schema: ws}
+	c.mu.Unlock()
+	return nil
+}
+
+func checkZeroDefaults(reader, writer avro.Schema) error {
+	rr, ok1 := reader.(*avro.RecordSchema)
+	wr, ok2 := writer.(*avro.RecordSchema)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("schemas must be records")
+	}
+	have := make(map[string]bool, len(wr.Fields()))
+	for _, f := range wr.Fields() {
+		have[f.Name()] = true
+	}
+	for _, f := range rr.Fields() {
+		if have[f.Name()] {
+			continue
+		}
+		if !f.HasDefault() || !isZeroDefault(f.Default()) {
+			return fmt.Errorf("field %q is missing and its default %v is not its Go zero value", f.Name(), f.Default())
+		}
+	}
+	return nil
+}
+
+func isZeroDefault(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case int, int32, int64, float32, float64:
+		return x == 0 || x == int32(0) || x == int64(0) || x == float32(0) || x == float64(0)
+	case map[string]any:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// AppendEvent appends e in single-object encoding to dst. e's attributes must be normalised.
+func (c *Codec) AppendEvent(dst []byte, e *Event) ([]byte, error) {
+	attrs, err := toWireAttrs(e.Attributes)
+	if err != nil {
+		return dst, fmt.Errorf("encode event: %w", err)
+	}
+	w := wireEvent{
+		EventID: e.EventID, TraceID: optional(e.TraceID), SpanID: optional(e.SpanID),
+		Type: e.Type, Name: e.Name, Timestamp: e.Timestamp.UTC(), Attributes: attrs,
+		Tenant: e.Tenant, Service: e.Service, Host: e.Host,
+	}
+	return c.append(dst, c.eventH[:], c.event, &w, "event")
+}
+
+// AppendMetric appends m in single-object encoding to dst. m's attributes must be normalised.
+func (c *Codec) AppendMetric(dst []byte, m *Metric) ([]byte, error) {
+	attrs, err := toWireAttrs(m.Attributes)
+	if err != nil {
+		return dst, fmt.Errorf("encode metric: %w", err)
+	}
+	w := wireMetric{
+		MetricID: m.MetricID, TraceID: optional(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
+		AggregationType: string(m.AggregationType), Timestamp: m.Timestamp.UTC(), Attributes: attrs,
+		Tenant: m.Tenant, Service: m.Service, Host: m.Host,
+	}
+	return c.append(dst, c.metricH[:], c.metric, &w, "metric")
+}
+
+func (c *Codec) append(dst, header []byte, schema avro.Schema, v any, what string) ([]byte, error) {
+	body, err := c.api.Marshal(schema, v)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", what, err)
+	}
+	dst = append(dst, header...)
+	return append(dst, body...), nil
+}
+
+// Detect returns the kind of record data holds, from its framing and fingerprint.
+func (c *Codec) Detect(data []byte) (Kind, error) {
+	w, _, err := c.writerOf(data)
+	return w.kind, err
+}
+
+func (c *Codec) writerOf(data []byte) (writer, []byte, error) {
+	if len(data) == 0 {
+		return writer{}, nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	if data[0] == confluent0 {
+		return writer{}, nil, fmt.Errorf("%w: Confluent wire format (schema registry ids) is not enabled", ErrUnknownSchema)
+	}
+	if len(data) < soeHeader || data[0] != soeMagic0 || data[1] != soeMagic1 {
+		return writer{}, nil, fmt.Errorf("%w: no Avro single-object header (want C3 01 + 8-byte fingerprint)", ErrMalformed)
+	}
+	fp := binary.LittleEndian.Uint64(data[2:soeHeader])
+	c.mu.RLock()
+	w, ok := c.writers[fp]
+	c.mu.RUnlock()
+	if !ok {
+		return writer{}, nil, fmt.Errorf("%w: fingerprint %016x", ErrUnknownSchema, fp)
+	}
+	return w, data[soeHeader:], nil
+}
+
+func (c *Codec) decode(data []byte, want Kind, v any) error {
+	w, body, err := c.writerOf(data)
+	if err != nil {
+		return err
+	}
+	if w.kind != want {
+		return fmt.Errorf("%w: a %s, not a %s", ErrUnknownSchema, w.kind, want)
+	}
+	r := c.readers.Get().(*avro.Reader)
+	defer c.readers.Put(r)
+	r.Reset(body)
+	r.Error = nil // Reset keeps the last error; the pooled reader ended on io.EOF from Peek
+	r.ReadVal(w.schema, v)
+	if r.Error != nil { // io.EOF here means the body was cut short
+		return fmt.Errorf("%w: %s body: %v", ErrMalformed, want, r.Error)
+	}
+	if r.Peek(); r.Error == nil {
+		return fmt.Errorf("%w: %s body has trailing bytes", ErrMalformed, want)
+	}
+	return nil
+}
+
+// DecodeEvent decodes a single-object-encoded event. Errors wrap ErrMalformed or ErrUnknownSchema;
+// the result is not validated (call Validate).
+func (c *Codec) DecodeEvent(data []byte) (Event, error) {
+	var w wireEvent
+	if err := c.decode(data, KindEvent, &w); err != nil {
+		return Event{}, err
+	}
+	attrs, err := fromWireAttrs(w.Attributes)
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: event: %v", ErrMalformed, err)
+	}
+	return Event{
+		EventID: w.EventID, TraceID: deref(w.TraceID), SpanID: deref(w.SpanID), Type: w.Type, Name: w.Name,
+		Timestamp: w.Timestamp.UTC(), Attributes: attrs,
+		Source: Source{Tenant: w.Tenant, Service: w.Service, Host: w.Host},
+	}, nil
+}
+
+// DecodeMetric decodes a single-object-encoded metric. Errors wrap ErrMalformed or ErrUnknownSchema;
+// the result is not validated (call Validate).
+func (c *Codec) DecodeMetric(data []byte) (Metric, error) {
+	var w wireMetric
+	if err := c.decode(data, KindMetric, &w); err != nil {
+		return Metric{}, err
+	}
+	attrs, err := fromWireAttrs(w.Attributes)
+	if err != nil {
+		return Metric{}, fmt.Errorf("%w: metric: %v", ErrMalformed, err)
+	}
+	return Metric{
+		MetricID: w.MetricID, TraceID: deref(w.TraceID), Name: w.Name, Value: w.Value, Unit: w.Unit,
+		AggregationType: AggregationType(w.AggregationType), Timestamp: w.Timestamp.UTC(), Attributes: attrs,
+		Source: Source{Tenant: w.Tenant, Service: w.Service, Host: w.Host},
+	}, nil
+}

@@ -1,0 +1,140 @@
+package schemas
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// attrValue is the Go shape of the AttrValue record: V holds nil, bool, int64, float64, string,
+// []attrValue or map[string]attrValue.
+type attrValue struct {
+	V any `avro:"v"`
+}
+
+type wireEvent struct {
+	EventID    string               `avro:"event_id"`
+	TraceID    *string              `avro:"trace_id"`
+	SpanID     *string              `avro:"span_id"`
+	Type       string               `avro:"type"`
+	Name       string               `avro:"name"`
+	Timestamp  time.Time            `avro:"timestamp"`
+	Attributes map[string]attrValue `avro:"attributes"`
+	Tenant     string               `avro:"tenant"`
+	Service    string               `avro:"service"`
+	Host       string               `avro:"host"`
+}
+
+type wireMetric struct {
+	MetricID        string               `avro:"metric_id"`
+	TraceID         *string              `avro:"trace_id"`
+	Name            string               `avro:"name"`
+	Value           float64              `avro:"value"`
+	Unit            string               `avro:"unit"`
+	AggregationType string               `avro:"aggregation_type"`
+	Timestamp       time.Time            `avro:"timestamp"`
+	Attributes      map[string]attrValue `avro:"attributes"`
+	Tenant          string               `avro:"tenant"`
+	Service         string               `avro:"service"`
+	Host            string               `avro:"host"`
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func toWireAttrs(attrs map[string]any) (map[string]attrValue, error) {
+	out := make(map[string]attrValue, len(attrs))
+	for k, v := range attrs {
+		wv, err := toWireValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("attribute %q: %w", k, err)
+		}
+		out[k] = wv
+	}
+	return out, nil
+}
+
+func toWireValue(v any) (attrValue, error) {
+	switch x := v.(type) {
+	case nil, bool, int64, float64, string:
+		return attrValue{V: x}, nil
+	case []any:
+		list := make([]attrValue, len(x))
+		for i, e := range x {
+			we, err := toWireValue(e)
+			if err != nil {
+				return attrValue{}, err
+			}
+			list[i] = we
+		}
+		return attrValue{V: list}, nil
+	case map[string]any:
+		m, err := toWireAttrs(x)
+		if err != nil {
+			return attrValue{}, err
+		}
+		return attrValue{V: m}, nil
+	}
+	return attrValue{}, fmt.Errorf("%w: %T is not normalised (call NormalizeAttributes)", ErrBadAttribute, v)
+}
+
+func fromWireAttrs(attrs map[string]attrValue) (map[string]any, error) {
+	if len(attrs) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(attrs))
+	for k, v := range attrs {
+		nv, err := fromWireValue(v.V)
+		if err != nil {
+			return nil, fmt.Errorf("attribute %q: %w", k, err)
+		}
+		out[k] = nv
+	}
+	return out, nil
+}
+
+func fromWireValue(v any) (any, error) {
+	switch x := v.(type) {
+	case nil, bool, int64, string:
+		return x, nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%w, got %v", ErrBadValue, x)
+		}
+		return x, nil
+	case int:
+		return int64(x), nil
+	case []attrValue:
+		out := make([]any, len(x))
+		for i, e := range x {
+			ne, err := fromWireValue(e.V)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = ne
+		}
+		return out, nil
+	case map[string]attrValue:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			ne, err := fromWireValue(e.V)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = ne
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("%w: unexpected decoded type %T", ErrMalformed, v)
+}
