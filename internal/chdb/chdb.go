@@ -1,0 +1,156 @@
+// Package chdb opens ClickHouse connections and applies Tributary's DDL migrations
+// (schemas/ddl) idempotently. It works with ClickHouse 18.16 and current releases.
+package chdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// Config says how to reach ClickHouse. Every field is read from the environment with the prefix of
+// the component (TRIBUTARY_CLICKHOUSE_ADDR and so on).
+type Config struct {
+	// Addr lists native-protocol host:port addresses (comma-separated in the environment).
+	Addr []string `envconfig:"ADDR" default:"127.0.0.1:19000"`
+	// Database holds Tributary's tables; migrate creates it.
+	Database string `envconfig:"DATABASE" default:"tributary"`
+	// User and Password authenticate; the query service should use a read-only user.
+	User     string `envconfig:"USER" default:"default"`
+	Password string `envconfig:"PASSWORD" default:""`
+	// DialTimeout bounds connecting; MaxOpenConns bounds the pool.
+	DialTimeout  time.Duration `envconfig:"DIAL_TIMEOUT" default:"5s"`
+	MaxOpenConns int           `envconfig:"MAX_OPEN_CONNS" default:"8"`
+}
+
+// Validate reports the first bad setting, naming it.
+func (c Config) Validate() error {
+	switch {
+	case len(c.Addr) == 0:
+		return errors.New("clickhouse addr: empty")
+	case !schemas.ValidIdentifier(c.Database):
+		return fmt.Errorf("clickhouse database %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Database)
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout)
+	case c.MaxOpenConns < 1:
+		return fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns)
+	}
+	return nil
+}
+
+// Open connects to ClickHouse and pings it. With useDatabase false the connection's default
+// database is "default" (migrate uses that, since Database may not exist yet).
+func Open(ctx context.Context, cfg Config, useDatabase bool) (driver.Conn, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db := "default"
+	if useDatabase {
+		db = cfg.Database
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:         cfg.Addr,
+		Auth:         clickhouse.Auth{Database: db, Username: cfg.User, Password: cfg.Password},
+		DialTimeout:  cfg.DialTimeout,
+		MaxOpenConns: cfg.MaxOpenConns,
+		MaxIdleConns: cfg.MaxOpenConns,
+		Compression:  &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse %v: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
+	}
+	return conn, nil
+}
+
+// Migrate creates the database and applies every migration not yet recorded in
+// <database>.schema_migrations, in order. It is idempotent: every statement is CREATE ... IF NOT
+// EXISTS, so a migration interrupted half-way is applied again in full. It returns the versions it
+// applied.
+func Migrate(ctx context.Context, conn driver.Conn, database string) ([]int, error) {
+	if !schemas.ValidIdentifier(database) {
+		return nil, fmt.Errorf("database name %q: must match [A-Za-z_][A-Za-z0-9_]*", database)
+	}
+	migrations, err := schemas.Migrations()
+	if err != nil {
+		return nil, err
+	}
+	for _, stmt := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + database,
+		"CREATE TABLE IF NOT EXISTS " + database + ".schema_migrations (version UInt32, name String, applied_at DateTime) " +
+			"ENGINE = MergeTree() ORDER BY version",
+	} {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", firstLine(stmt), err)
+		}
+	}
+	done := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM "+database+".schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+		}
+		done[int(v)] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
+	}
+	var applied []int
+	for _, m := range migrations {
+		if done[m.Version] {
+			continue
+		}
+		for _, stmt := range m.Statements {
+			sql, err := schemas.Render(stmt, database)
+			if err != nil {
+				return applied, err
+			}
+			if err := conn.Exec(ctx, sql); err != nil {
+				return applied, fmt.Errorf("migration %04d_%s: %s: %w", m.Version, m.Name, firstLine(sql), err)
+			}
+		}
+		if err := record(ctx, conn, database, m); err != nil {
+			return applied, fmt.Errorf("migration %04d_%s: record: %w", m.Version, m.Name, err)
+		}
+		applied = append(applied, m.Version)
+	}
+	return applied, nil
+}
+
+// record notes m as applied. It uses a batch: on ClickHouse 18.16 an INSERT ... VALUES sent through
+// Exec with arguments never completes.
+func record(ctx context.Context, conn driver.Conn, database string, m schemas.Migration) error {
+	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+database+".schema_migrations (version, name, applied_at)")
+	if err != nil {
+		return err
+	}
+	if err := b.Append(uint32(m.Version), m.Name, time.Now().UTC().Truncate(time.Second)); err != nil {
+		_ = b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

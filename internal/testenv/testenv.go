@@ -1,0 +1,122 @@
+// Package testenv hands integration tests the real Kafka broker and ClickHouse server that the
+// test command (make test, which runs deploy/kafka.sh and deploy/clickhouse.sh) started. A test that
+// finds no server fails: integration tests are never skipped.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/internal/chdb"
+)
+
+// Environment variables the test command sets.
+const (
+	KafkaEnv      = "TRIBUTARY_TEST_KAFKA_BROKERS"
+	ClickHouseEnv = "TRIBUTARY_TEST_CLICKHOUSE_ADDR"
+)
+
+func need(t testing.TB, env string) string {
+	t.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		t.Fatalf("%s is not set: this integration test needs the real servers; run it with `make test`, "+
+			"or start them with deploy/kafka.sh start && deploy/clickhouse.sh start and export "+
+			"%s=127.0.0.1:19092 %s=127.0.0.1:19000", env, KafkaEnv, ClickHouseEnv)
+	}
+	return v
+}
+
+// Unique returns prefix plus a random suffix, for databases, topics and groups that tests must not
+// share.
+func Unique(prefix string) string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// KafkaBrokers returns the real broker's addresses.
+func KafkaBrokers(t testing.TB) []string {
+	return strings.Split(need(t, KafkaEnv), ",")
+}
+
+// ClickHouse returns a config for the real server with a fresh, migrated database that is dropped
+// when the test ends.
+func ClickHouse(t testing.TB) chdb.Config {
+	t.Helper()
+	cfg := chdb.Config{
+		Addr:         strings.Split(need(t, ClickHouseEnv), ","),
+		Database:     Unique("test"),
+		User:         "default",
+		DialTimeout:  5 * time.Second,
+		MaxOpenConns: 4,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := chdb.Open(ctx, cfg, false)
+	if err != nil {
+		t.Fatalf("ClickHouse at %v: %v", cfg.Addr, err)
+	}
+	if _, err := chdb.Migrate(ctx, conn, cfg.Database); err != nil {
+		t.Fatalf("migrate %s: %v", cfg.Database, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		conn.Close()
+	})
+	return cfg
+}
+
+// OpenClickHouse opens cfg's database and closes it when the test ends.
+func OpenClickHouse(t testing.TB, cfg chdb.Config) driver.Conn {
+	t.Helper()
+	conn, err := chdb.Open(context.Background(), cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Topics creates fresh topics with the given partition count on the real broker and deletes them
+// when the test ends. It returns their names in order.
+func Topics(t testing.TB, brokers []string, partitions int32, prefixes ...string) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	names := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		names[i] = Unique(p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, names...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		cl.Close()
+		t.Fatalf("create topics %v on %v: %v", names, brokers, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, names...)
+		cl.Close()
+	})
+	return names
+}
