@@ -55,7 +55,7 @@ type Client struct {
 	closed  bool
 	done    chan struct{} // closed when Close starts: wakes Record calls blocked on a full buffer
 	once    sync.Once
-	slots  chan struct{} // one per record accepted and not yet answered by Kafka
+	slots   chan struct{} // one per record accepted and not yet answered by Kafka
 
 	accepted, sent, failed, disabled atomic.Uint64
 
