@@ -1,0 +1,110 @@
+package consumer
+
+import (
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// Batch holds decoded records in columns, ready for a columnar insert, and the last record of each
+// partition it covers, to commit once the batch is written.
+type Batch struct {
+	Events  EventColumns
+	Metrics MetricColumns
+
+	records int // Kafka records covered, poison included
+	bytes   int
+	last    map[partition]*kgo.Record
+
+	// Set once a kind's insert succeeded, so a retry after a partial failure does not write it twice.
+	eventsWritten, metricsWritten bool
+}
+
+type partition struct {
+	topic string
+	id    int32
+}
+
+// EventColumns are the columns of the events table, one entry per event.
+type EventColumns struct {
+	Tenant, EventID, TraceID, SpanID, Type, Name []string
+	Timestamp                                    []time.Time
+	TimestampUS                                  []uint64
+	Attributes                                   []string
+	AttrKeys, AttrValues                         [][]string
+	Service, Host                                []string
+	IngestedAt                                   []time.Time
+}
+
+// MetricColumns are the columns of the metrics table, one entry per metric.
+type MetricColumns struct {
+	Tenant, MetricID, TraceID, Name []string
+	Value                           []float64
+	Unit, AggregationType           []string
+	Timestamp                       []time.Time
+	TimestampUS                     []uint64
+	Attributes                      []string
+	AttrKeys, AttrValues            [][]string
+	Service, Host                   []string
+	IngestedAt                      []time.Time
+}
+
+func newBatch() *Batch { return &Batch{last: make(map[partition]*kgo.Record)} }
+
+// Len is the number of Kafka records the batch covers.
+func (b *Batch) Len() int { return b.records }
+
+func (b *Batch) track(r *kgo.Record) {
+	b.records++
+	b.bytes += len(r.Value)
+	b.last[partition{r.Topic, r.Partition}] = r
+}
+
+func (b *Batch) commitList() []*kgo.Record {
+	out := make([]*kgo.Record, 0, len(b.last))
+	for _, r := range b.last {
+		out = append(out, r)
+	}
+	return out
+}
+
+func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
+	c := &b.Events
+	keys, values := schemas.FlattenAttributes(e.Attributes)
+	c.Tenant = append(c.Tenant, e.Tenant)
+	c.EventID = append(c.EventID, e.EventID)
+	c.TraceID = append(c.TraceID, e.TraceID)
+	c.SpanID = append(c.SpanID, e.SpanID)
+	c.Type = append(c.Type, e.Type)
+	c.Name = append(c.Name, e.Name)
+	c.Timestamp = append(c.Timestamp, e.Timestamp.Truncate(time.Second))
+	c.TimestampUS = append(c.TimestampUS, uint64(e.Timestamp.UnixMicro()))
+	c.Attributes = append(c.Attributes, string(schemas.AppendAttributesJSON(nil, e.Attributes)))
+	c.AttrKeys = append(c.AttrKeys, keys)
+	c.AttrValues = append(c.AttrValues, values)
+	c.Service = append(c.Service, e.Service)
+	c.Host = append(c.Host, e.Host)
+	c.IngestedAt = append(c.IngestedAt, now)
+}
+
+func (b *Batch) addMetric(m *schemas.Metric, now time.Time) {
+	c := &b.Metrics
+	keys, values := schemas.FlattenAttributes(m.Attributes)
+	c.Tenant = append(c.Tenant, m.Tenant)
+	c.MetricID = append(c.MetricID, m.MetricID)
+	c.TraceID = append(c.TraceID, m.TraceID)
+	c.Name = append(c.Name, m.Name)
+	c.Value = append(c.Value, m.Value)
+	c.Unit = append(c.Unit, m.Unit)
+	c.AggregationType = append(c.AggregationType, string(m.AggregationType))
+	c.Timestamp = append(c.Timestamp, m.Timestamp.Truncate(time.Second))
+	c.TimestampUS = append(c.TimestampUS, uint64(m.Timestamp.UnixMicro()))
+	c.Attributes = append(c.Attributes, string(schemas.AppendAttributesJSON(nil, m.Attributes)))
+	c.AttrKeys = append(c.AttrKeys, keys)
+	c.AttrValues = append(c.AttrValues, values)
+	c.Service = append(c.Service, m.Service)
+	c.Host = append(c.Host, m.Host)
+	c.IngestedAt = append(c.IngestedAt, now)
+}

@@ -1,0 +1,164 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/pipeline"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/schemas"
+)
+
+// The acceptance test of the walking skeleton: 10,000 events and 10,000 metrics recorded through the
+// SDK come back through the query service with exact counts and every field equal to what was sent,
+// nested attributes included. Real Kafka, real ClickHouse, and the read-only query account.
+func TestEndToEnd(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topics := testenv.Topics(t, brokers, 4, "events", "metrics")
+	ch := testenv.ClickHouse(t)
+	kcfg := kafka.Config{Brokers: brokers, ClientID: "e2e", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 4, TopicReplication: 1}
+
+	ccfg := consumer.Config{
+		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("group"),
+		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 200 * time.Millisecond,
+		RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second,
+	}
+	ro := ch
+	ro.User, ro.Password = "tributary_ro", "tributary_ro"
+	qcfg := query.Config{ClickHouse: ro, Listen: "127.0.0.1:0", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 1000000, Timeout: 30 * time.Second}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stack, err := pipeline.Start(ctx, ccfg, qcfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := stack.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+
+	p, err := producer.New(producer.Config{
+		Kafka: kcfg, Service: "e2e-svc", Host: "e2e-host", Tenant: "acme", EnableEvents: true, EnableMetrics: true,
+		MaxBufferedRecords: 20000, Linger: 5 * time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10000
+	base := time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC)
+	wantEvents := make(map[string]schemas.Event, n)
+	wantMetrics := make(map[string]schemas.Metric, n)
+	types := []string{"node_started", "node_finished", "checkpoint", "alert"}
+	aggs := []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram}
+	for i := range n {
+		e := schemas.Event{
+			EventID:   fmt.Sprintf("ev-%05d", i),
+			TraceID:   fmt.Sprintf("trace-%03d", i%100),
+			Type:      types[i%len(types)],
+			Name:      fmt.Sprintf("Event %d", i),
+			Timestamp: base.Add(time.Duration(i) * 1234567 * time.Nanosecond).Truncate(time.Microsecond),
+			Attributes: map[string]any{
+				"node_id": fmt.Sprintf("node_%d", i%7),
+				"outputs": map[string]any{"success": i%3 != 0, "rows": int64(i * 10), "score": float64(i) + 0.25},
+				"errors":  []any{"e1", int64(i), 2.0, nil, map[string]any{"deep": []any{true, "x"}}},
+				"ratio":   float64(i) / 3,
+			},
+		}
+		if i%5 == 0 {
+			e.SpanID = fmt.Sprintf("span-%d", i)
+		}
+		if i%11 == 0 {
+			e.TraceID = "" // a global event
+		}
+		m := schemas.Metric{
+			MetricID:        fmt.Sprintf("me-%05d", i),
+			TraceID:         e.TraceID,
+			Name:            fmt.Sprintf("metric_%d", i%5),
+			Value:           float64(i)*1.5 - 100,
+			Unit:            "seconds",
+			AggregationType: aggs[i%3],
+			Timestamp:       e.Timestamp,
+			Attributes:      map[string]any{"host": fmt.Sprintf("worker-%02d", i%16), "status": int64(200 + i%3)},
+		}
+		if err := p.RecordEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.RecordMetric(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		e.Source = schemas.Source{Tenant: "acme", Service: "e2e-svc", Host: "e2e-host"}
+		m.Source = e.Source
+		wantEvents[e.EventID], wantMetrics[m.MetricID] = e, m
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Wait until the consumer wrote everything, then read it all back through the HTTP API.
+	for stack.Worker.Stats().Written < 2*n {
+		if ctx.Err() != nil {
+			t.Fatalf("consumer wrote %+v before the deadline", stack.Worker.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	qc := query.NewClient(stack.QueryURL, nil)
+	var gotEvents []schemas.Event
+	for off := 0; off >= 0; {
+		page, next, err := qc.QueryEvents(ctx, query.Filter{Limit: 3000, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotEvents, off = append(gotEvents, page...), next
+	}
+	var gotMetrics []schemas.Metric
+	for off := 0; off >= 0; {
+		page, next, err := qc.QueryMetrics(ctx, query.Filter{Limit: 10000, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotMetrics, off = append(gotMetrics, page...), next
+	}
+	if len(gotEvents) != n || len(gotMetrics) != n {
+		t.Fatalf("query service returned %d events and %d metrics, want %d each", len(gotEvents), len(gotMetrics), n)
+	}
+	for i, got := range gotEvents {
+		want, ok := wantEvents[got.EventID]
+		if !ok {
+			t.Fatalf("unknown or duplicate event %s", got.EventID)
+		}
+		delete(wantEvents, got.EventID)
+		got.Timestamp = got.Timestamp.UTC()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("event %d differs:\n got %#v\nwant %#v", i, got, want)
+		}
+		if i > 0 && got.Timestamp.Before(gotEvents[i-1].Timestamp) {
+			t.Fatalf("events not in time order at %d", i)
+		}
+	}
+	for _, got := range gotMetrics {
+		want, ok := wantMetrics[got.MetricID]
+		if !ok {
+			t.Fatalf("unknown or duplicate metric %s", got.MetricID)
+		}
+		delete(wantMetrics, got.MetricID)
+		got.Timestamp = got.Timestamp.UTC()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("metric differs:\n got %#v\nwant %#v", got, want)
+		}
+	}
+	if s := stack.Worker.Stats(); s.Poison != 0 || s.Written != 2*n {
+		t.Fatalf("worker stats %+v", s)
+	}
+}

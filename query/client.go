@@ -1,0 +1,149 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// Client calls the query service over HTTP; it mirrors the spec's query_events / query_metrics. It
+// is safe for concurrent use.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// NewClient returns a client for the service at baseURL (http://host:port). A nil httpClient uses
+// one with a 60 s timeout.
+func NewClient(baseURL string, httpClient *http.Client) *Client {
+	if httpClient == nil {
+		httpClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), http: httpClient}
+}
+
+// APIError is an error answer from the service. Parameter names the bad parameter of a 400.
+type APIError struct {
+	Status    int
+	Parameter string
+	Message   string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("query service: HTTP %d: %s", e.Status, e.Message)
+}
+
+// Values renders f as query parameters; zero fields are left out.
+func (f Filter) Values() url.Values {
+	v := url.Values{}
+	set := func(k, s string) {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	for _, t := range f.Types {
+		v.Add("type", t)
+	}
+	set("name", f.Name)
+	set("trace_id", f.TraceID)
+	set("span_id", f.SpanID)
+	set("aggregation_type", f.AggregationType)
+	if !f.Start.IsZero() {
+		v.Set("start", f.Start.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.End.IsZero() {
+		v.Set("end", f.End.UTC().Format(time.RFC3339Nano))
+	}
+	for k, val := range f.Attributes {
+		v.Set(attrPrefix+k, val)
+	}
+	if f.Limit > 0 {
+		v.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.Offset > 0 {
+		v.Set("offset", strconv.Itoa(f.Offset))
+	}
+	if f.Descending {
+		v.Set("order", "desc")
+	}
+	return v
+}
+
+func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path+"?"+q.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("query service: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("query service: read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		_ = json.Unmarshal(body, &eb)
+		if eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(body))
+		}
+		return &APIError{Status: resp.StatusCode, Parameter: eb.Parameter, Message: eb.Error}
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("query service: decode answer: %w", err)
+	}
+	return nil
+}
+
+// QueryEvents returns one page of events matching f, and the offset of the next page (-1 when this
+// page was the last).
+func (c *Client) QueryEvents(ctx context.Context, f Filter) ([]schemas.Event, int, error) {
+	var a EventsAnswer
+	if err := c.get(ctx, "/v1/events", f.Values(), &a); err != nil {
+		return nil, -1, err
+	}
+	out := make([]schemas.Event, len(a.Events))
+	for i := range a.Events {
+		e, err := a.Events[i].toEvent()
+		if err != nil {
+			return nil, -1, err
+		}
+		out[i] = e
+	}
+	return out, next(a.page), nil
+}
+
+// QueryMetrics returns one page of metric points matching f, and the offset of the next page (-1
+// when this page was the last).
+func (c *Client) QueryMetrics(ctx context.Context, f Filter) ([]schemas.Metric, int, error) {
+	var a MetricsAnswer
+	if err := c.get(ctx, "/v1/metrics", f.Values(), &a); err != nil {
+		return nil, -1, err
+	}
+	out := make([]schemas.Metric, len(a.Metrics))
+	for i := range a.Metrics {
+		m, err := a.Metrics[i].toMetric()
+		if err != nil {
+			return nil, -1, err
+		}
+		out[i] = m
+	}
+	return out, next(a.page), nil
+}
+
+func next(p page) int {
+	if p.NextOffset == nil {
+		return -1
+	}
+	return *p.NextOffset
+}

@@ -1,0 +1,176 @@
+package query
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// EventJSON is one event in an answer. Attributes keep their types: floats always carry a decimal
+// point or exponent, integers never do.
+type EventJSON struct {
+	EventID    string          `json:"event_id"`
+	TraceID    *string         `json:"trace_id"`
+	SpanID     *string         `json:"span_id"`
+	Type       string          `json:"type"`
+	Name       string          `json:"name"`
+	Timestamp  string          `json:"timestamp"`
+	Attributes json.RawMessage `json:"attributes"`
+	Tenant     string          `json:"tenant"`
+	Service    string          `json:"service"`
+	Host       string          `json:"host"`
+}
+
+// MetricJSON is one metric point in an answer.
+type MetricJSON struct {
+	MetricID        string          `json:"metric_id"`
+	TraceID         *string         `json:"trace_id"`
+	Name            string          `json:"name"`
+	Value           float64         `json:"value"`
+	Unit            string          `json:"unit"`
+	AggregationType string          `json:"aggregation_type"`
+	Timestamp       string          `json:"timestamp"`
+	Attributes      json.RawMessage `json:"attributes"`
+	Tenant          string          `json:"tenant"`
+	Service         string          `json:"service"`
+	Host            string          `json:"host"`
+}
+
+// EventsAnswer is the body of GET /v1/events.
+type EventsAnswer struct {
+	Events []EventJSON `json:"events"`
+	page
+}
+
+// MetricsAnswer is the body of GET /v1/metrics.
+type MetricsAnswer struct {
+	Metrics []MetricJSON `json:"metrics"`
+	page
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func formatMicros(us uint64) string {
+	return time.UnixMicro(int64(us)).UTC().Format(time.RFC3339Nano)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query(), s.cfg, "type", "name", "trace_id", "span_id")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cond, args := where(f, "events")
+	tail, targs := orderLimit(f, "event_id")
+	sql := "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM " +
+		s.cfg.ClickHouse.Database + ".events FINAL" + cond + tail
+	ctx, cancel := s.queryCtx(r.Context())
+	defer cancel()
+	rows, err := s.conn.Query(ctx, sql, append(args, targs...)...)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("query events: %w", err))
+		return
+	}
+	defer rows.Close()
+	out := make([]EventJSON, 0, min(f.Limit, 1024))
+	for rows.Next() {
+		var e EventJSON
+		var trace, span, attrs string
+		var us uint64
+		if err := rows.Scan(&e.EventID, &trace, &span, &e.Type, &e.Name, &us, &attrs, &e.Tenant, &e.Service, &e.Host); err != nil {
+			s.fail(w, r, fmt.Errorf("read events: %w", err))
+			return
+		}
+		e.TraceID, e.SpanID, e.Timestamp, e.Attributes = nullable(trace), nullable(span), formatMicros(us), json.RawMessage(attrs)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		s.fail(w, r, fmt.Errorf("read events: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	f, err := parseFilter(r.URL.Query(), s.cfg, "name", "trace_id", "aggregation_type")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cond, args := where(f, "metrics")
+	tail, targs := orderLimit(f, "metric_id")
+	sql := "SELECT metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes, tenant, service, host FROM " +
+		s.cfg.ClickHouse.Database + ".metrics FINAL" + cond + tail
+	ctx, cancel := s.queryCtx(r.Context())
+	defer cancel()
+	rows, err := s.conn.Query(ctx, sql, append(args, targs...)...)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("query metrics: %w", err))
+		return
+	}
+	defer rows.Close()
+	out := make([]MetricJSON, 0, min(f.Limit, 1024))
+	for rows.Next() {
+		var m MetricJSON
+		var trace, attrs string
+		var us uint64
+		if err := rows.Scan(&m.MetricID, &trace, &m.Name, &m.Value, &m.Unit, &m.AggregationType, &us, &attrs, &m.Tenant, &m.Service, &m.Host); err != nil {
+			s.fail(w, r, fmt.Errorf("read metrics: %w", err))
+			return
+		}
+		m.TraceID, m.Timestamp, m.Attributes = nullable(trace), formatMicros(us), json.RawMessage(attrs)
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		s.fail(w, r, fmt.Errorf("read metrics: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, MetricsAnswer{Metrics: out, page: newPage(len(out), f)})
+}
+
+// toEvent converts an answer's event back to a record, attributes with their types.
+func (e *EventJSON) toEvent() (schemas.Event, error) {
+	ts, err := time.Parse(time.RFC3339Nano, e.Timestamp)
+	if err != nil {
+		return schemas.Event{}, fmt.Errorf("event %s: timestamp: %w", e.EventID, err)
+	}
+	attrs, err := schemas.ParseAttributesJSON(e.Attributes)
+	if err != nil {
+		return schemas.Event{}, fmt.Errorf("event %s: %w", e.EventID, err)
+	}
+	return schemas.Event{
+		EventID: e.EventID, TraceID: deref(e.TraceID), SpanID: deref(e.SpanID), Type: e.Type, Name: e.Name,
+		Timestamp: ts, Attributes: attrs, Source: schemas.Source{Tenant: e.Tenant, Service: e.Service, Host: e.Host},
+	}, nil
+}
+
+func (m *MetricJSON) toMetric() (schemas.Metric, error) {
+	ts, err := time.Parse(time.RFC3339Nano, m.Timestamp)
+	if err != nil {
+		return schemas.Metric{}, fmt.Errorf("metric %s: timestamp: %w", m.MetricID, err)
+	}
+	attrs, err := schemas.ParseAttributesJSON(m.Attributes)
+	if err != nil {
+		return schemas.Metric{}, fmt.Errorf("metric %s: %w", m.MetricID, err)
+	}
+	return schemas.Metric{
+		MetricID: m.MetricID, TraceID: deref(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
+		AggregationType: schemas.AggregationType(m.AggregationType), Timestamp: ts, Attributes: attrs,
+		Source: schemas.Source{Tenant: m.Tenant, Service: m.Service, Host: m.Host},
+	}, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

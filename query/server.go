@@ -1,0 +1,139 @@
+package query
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Server answers HTTP queries over the raw events and metrics tables. Handler is safe for concurrent
+// use.
+type Server struct {
+	cfg  Config
+	conn driver.Conn
+	log  *slog.Logger
+}
+
+// New returns a server that queries through conn (which should log in as a read-only user).
+func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, conn: conn, log: log}, nil
+}
+
+// Handler returns the HTTP API:
+//
+//	GET /v1/events   type (repeatable or comma-separated), name, trace_id, span_id, start, end,
+//	                 attr.<key>, limit, offset, order
+//	GET /v1/metrics  name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
+//	GET /healthz     the process is up
+//	GET /readyz      ClickHouse answers
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("GET /v1/metrics", s.metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	return mux
+}
+
+// Run serves on Config.Listen until ctx ends, then shuts down, giving requests in flight up to
+// 10 s. ready, if not nil, receives the bound address once the listener is open.
+func (s *Server) Run(ctx context.Context, ready chan<- string) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("query service: listen %s: %w", s.cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: s.cfg.Timeout + 30*time.Second}
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("query service: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("query service: shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.conn.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "clickhouse: " + err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// errorBody is every error answer: the message, and the parameter at fault for a 400.
+type errorBody struct {
+	Error     string `json:"error"`
+	Parameter string `json:"parameter,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *ParamError
+	switch {
+	case errors.As(err, &pe):
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: pe.Error(), Parameter: pe.Param})
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		writeJSON(w, http.StatusGatewayTimeout, errorBody{Error: fmt.Sprintf("query exceeded %v; narrow the time range or filters", s.cfg.Timeout)})
+	default:
+		s.log.Error("query failed", "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "query failed: " + err.Error()})
+	}
+}
+
+// isTimeout reports ClickHouse's TIMEOUT_EXCEEDED (code 159).
+func isTimeout(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && ex.Code == 159
+}
+
+// queryCtx bounds a query in the service and in ClickHouse.
+func (s *Server) queryCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout+2*time.Second)
+	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"max_execution_time": int(s.cfg.Timeout.Seconds()),
+	})), cancel
+}
+
+// page describes a list answer. NextOffset is set when the page was full, so more rows may follow.
+type page struct {
+	Count      int  `json:"count"`
+	Limit      int  `json:"limit"`
+	Offset     int  `json:"offset"`
+	NextOffset *int `json:"next_offset"`
+}
+
+func newPage(n int, f Filter) page {
+	p := page{Count: n, Limit: f.Limit, Offset: f.Offset}
+	if n == f.Limit {
+		next := f.Offset + f.Limit
+		p.NextOffset = &next
+	}
+	return p
+}

@@ -1,0 +1,69 @@
+package query
+
+import (
+	"sort"
+	"strings"
+)
+
+// where builds a WHERE clause from f with every value bound as a ? parameter. It never puts a
+// caller's text into the SQL itself.
+func where(f Filter, kind string) (string, []any) {
+	var conds []string
+	var args []any
+	add := func(cond string, vals ...any) {
+		conds = append(conds, cond)
+		args = append(args, vals...)
+	}
+	if len(f.Types) > 0 {
+		add("type IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Types)), ", ")+")", anySlice(f.Types)...)
+	}
+	if f.Name != "" {
+		add("name = ?", f.Name)
+	}
+	if f.TraceID != "" {
+		add("trace_id = ?", f.TraceID)
+	}
+	if f.SpanID != "" && kind == "events" {
+		add("span_id = ?", f.SpanID)
+	}
+	if f.AggregationType != "" && kind == "metrics" {
+		add("aggregation_type = ?", f.AggregationType)
+	}
+	// timestamp (seconds) lets ClickHouse use the sorting key and partitions; timestamp_us is exact.
+	if !f.Start.IsZero() {
+		add("timestamp >= toDateTime(?)", uint32(f.Start.Unix()))
+		add("timestamp_us >= ?", uint64(f.Start.UnixMicro()))
+	}
+	if !f.End.IsZero() {
+		add("timestamp <= toDateTime(?)", uint32(f.End.Unix()))
+		add("timestamp_us < ?", uint64(f.End.UnixMicro()))
+	}
+	keys := make([]string, 0, len(f.Attributes))
+	for k := range f.Attributes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		add("has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?", k, k, f.Attributes[k])
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+func anySlice(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+func orderLimit(f Filter, idColumn string) (string, []any) {
+	dir := "ASC"
+	if f.Descending {
+		dir = "DESC"
+	}
+	return " ORDER BY timestamp_us " + dir + ", " + idColumn + " " + dir + " LIMIT ?, ?", []any{f.Offset, f.Limit}
+}
