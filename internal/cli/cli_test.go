@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/query"
+)
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodesAndHelp(t *testing.T) {
+	if code, out, _ := run(); code != 2 || !strings.Contains(out, "Commands:") {
+		t.Errorf("no args: %d %q", code, out)
+	}
+	if code, _, errs := run("frobnicate"); code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("unknown: %d %q", code, errs)
+	}
+	if code, out, _ := run("help"); code != 0 || !strings.Contains(out, "demo") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	for _, c := range commands() {
+		code, out, _ := run(c.name, "--help")
+		if code != 0 || !strings.HasPrefix(out, "Usage: tributary "+c.name) {
+			t.Errorf("%s --help: %d %q", c.name, code, out)
+		}
+	}
+	if code, _, errs := run("query", "extra"); code != 2 || !strings.Contains(errs, "unexpected arguments") {
+		t.Errorf("extra args: %d %q", code, errs)
+	}
+}
+
+func TestBadConfigurationNamesTheSetting(t *testing.T) {
+	t.Setenv("TRIBUTARY_QUERY_MAX_LIMIT", "0")
+	if code, _, errs := run("query"); code != 2 || !strings.Contains(errs, "max limit") {
+		t.Errorf("got %d %q", code, errs)
+	}
+	t.Setenv("TRIBUTARY_QUERY_MAX_LIMIT", "ten")
+	if code, _, errs := run("query"); code != 2 || !strings.Contains(errs, "QUERY_MAX_LIMIT") {
+		t.Errorf("got %d %q", code, errs)
+	}
+	t.Setenv("TRIBUTARY_LOG_FORMAT", "xml")
+	if code, _, errs := run("consumer"); code != 2 || !strings.Contains(errs, "TRIBUTARY_LOG_FORMAT") {
+		t.Errorf("got %d %q", code, errs)
+	}
+}
+
+// The README's configuration table must list every setting with its default.
+func TestReadmeListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if !strings.HasPrefix(line, "| `TRIBUTARY_") {
+			continue
+		}
+		cells := strings.Split(line, "|")
+		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
+	}
+	specs := []any{&LogConfig{}, &migrateConfig{}, &consumer.Config{}, &query.Config{}, &producer.Config{}, &demoConfig{}}
+	seen := 0
+	for _, spec := range specs {
+		var buf bytes.Buffer
+		if err := envconfig.Usagef(Prefix, spec, &buf, "{{range .}}{{usage_key .}}\t{{usage_default .}}\n{{end}}"); err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			key, def, _ := strings.Cut(line, "\t")
+			seen++
+			cell, ok := rows[key]
+			switch {
+			case !ok:
+				t.Errorf("README's configuration table lacks %s", key)
+			case def == "" && !strings.HasPrefix(cell, "("):
+				t.Errorf("README gives %s the default %s; the code has none", key, cell)
+			case def != "" && cell != "`"+def+"`":
+				t.Errorf("README gives %s the default %s; the code has %q", key, cell, def)
+			}
+		}
+	}
+	if seen < 30 {
+		t.Fatalf("only %d settings found; is the template right?", seen)
+	}
+}
