@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
@@ -56,6 +58,22 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Records that do not decode, mixed in before and after the good ones: skipped, counted, and the
+	// consumer keeps going.
+	poison := []*kgo.Record{
+		{Topic: topics[0], Value: []byte("not avro at all")},
+		{Topic: topics[1], Value: []byte{0xC3, 0x01, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 1}},
+		{Topic: topics[0], Value: nil},
+	}
+	raw, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.ProduceSync(ctx, poison[:2]...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
 	const n = 10000
 	base := time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC)
 	wantEvents := make(map[string]schemas.Event, n)
@@ -105,9 +123,12 @@ func TestEndToEnd(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := raw.ProduceSync(ctx, poison[2:]...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Wait until the consumer wrote everything, then read it all back through the HTTP API.
-	for stack.Worker.Stats().Written < 2*n {
+	for s := stack.Worker.Stats(); s.Written < 2*n || s.Poison < uint64(len(poison)); s = stack.Worker.Stats() {
 		if ctx.Err() != nil {
 			t.Fatalf("consumer wrote %+v before the deadline", stack.Worker.Stats())
 		}
@@ -158,7 +179,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("metric differs:\n got %#v\nwant %#v", got, want)
 		}
 	}
-	if s := stack.Worker.Stats(); s.Poison != 0 || s.Written != 2*n {
+	if s := stack.Worker.Stats(); s.Poison != uint64(len(poison)) || s.Written != 2*n {
 		t.Fatalf("worker stats %+v", s)
 	}
 }

@@ -1,0 +1,221 @@
+package query_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/schemas"
+)
+
+// fixture loads events and metrics straight through the consumer's sink and serves them.
+type fixture struct {
+	events  []schemas.Event
+	metrics []schemas.Metric
+	url     string
+	client  *query.Client
+	chcfg   chdb.Config
+}
+
+var base = time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC)
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	cfg := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, cfg)
+	f := &fixture{chcfg: cfg}
+	types := []string{"node_started", "node_finished", "node_failed", "checkpoint"}
+	for i := range 500 {
+		f.events = append(f.events, schemas.Event{
+			EventID: fmt.Sprintf("e%04d", i), TraceID: fmt.Sprintf("t%02d", i%20), SpanID: fmt.Sprintf("s%d", i%3),
+			Type: types[i%4], Name: fmt.Sprintf("n%d", i%5),
+			Timestamp:  base.Add(time.Duration(i) * 7 * time.Second).Add(time.Duration(i) * time.Microsecond),
+			Attributes: map[string]any{"node_id": fmt.Sprintf("node_%d", i%6), "n": int64(i)},
+		})
+		f.metrics = append(f.metrics, schemas.Metric{
+			MetricID: fmt.Sprintf("m%04d", i), TraceID: fmt.Sprintf("t%02d", i%20), Name: fmt.Sprintf("metric_%d", i%3),
+			Value: float64(i) / 2, Unit: "s", AggregationType: []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram}[i%3],
+			Timestamp:  base.Add(time.Duration(i) * 11 * time.Second),
+			Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%4)},
+		})
+	}
+	if err := consumer.WriteForTest(context.Background(), conn, cfg.Database, f.events, f.metrics); err != nil {
+		t.Fatal(err)
+	}
+	ro := cfg
+	ro.User, ro.Password = "tributary_ro", "tributary_ro"
+	rconn := testenv.OpenClickHouse(t, ro)
+	s, err := query.New(query.Config{ClickHouse: ro, Listen: "127.0.0.1:0", DefaultLimit: 50, MaxLimit: 1000, MaxOffset: 10000, Timeout: 10 * time.Second},
+		rconn, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	f.url, f.client = srv.URL, query.NewClient(srv.URL, nil)
+	return f
+}
+
+func ids[T any](items []T, id func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = id(it)
+	}
+	return out
+}
+
+func TestEventFiltersMatchBruteForce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	check := func(name string, flt query.Filter, keep func(schemas.Event) bool) {
+		t.Helper()
+		var want []schemas.Event
+		for _, e := range f.events {
+			if keep(e) {
+				want = append(want, e)
+			}
+		}
+		sort.Slice(want, func(i, j int) bool { return want[i].Timestamp.Before(want[j].Timestamp) })
+		if flt.Descending {
+			sort.Slice(want, func(i, j int) bool { return want[i].Timestamp.After(want[j].Timestamp) })
+		}
+		if flt.Limit == 0 {
+			flt.Limit = 1000
+		}
+		lo := min(flt.Offset, len(want))
+		want = want[lo:min(lo+flt.Limit, len(want))]
+		got, _, err := f.client.QueryEvents(ctx, flt)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		g, w := ids(got, func(e schemas.Event) string { return e.EventID }), ids(want, func(e schemas.Event) string { return e.EventID })
+		if fmt.Sprint(g) != fmt.Sprint(w) {
+			t.Errorf("%s: got %d events %v, want %d %v", name, len(g), head(g), len(w), head(w))
+		}
+	}
+	all := func(schemas.Event) bool { return true }
+	check("all", query.Filter{}, all)
+	check("type", query.Filter{Types: []string{"node_failed"}}, func(e schemas.Event) bool { return e.Type == "node_failed" })
+	check("two types", query.Filter{Types: []string{"node_failed", "checkpoint"}}, func(e schemas.Event) bool { return e.Type == "node_failed" || e.Type == "checkpoint" })
+	check("name", query.Filter{Name: "n3"}, func(e schemas.Event) bool { return e.Name == "n3" })
+	check("trace", query.Filter{TraceID: "t07"}, func(e schemas.Event) bool { return e.TraceID == "t07" })
+	check("span", query.Filter{SpanID: "s2", TraceID: "t05"}, func(e schemas.Event) bool { return e.SpanID == "s2" && e.TraceID == "t05" })
+	start, end := base.Add(1000*time.Second+500*time.Microsecond), base.Add(2000*time.Second)
+	check("time range", query.Filter{Start: start, End: end}, func(e schemas.Event) bool { return !e.Timestamp.Before(start) && e.Timestamp.Before(end) })
+	check("attribute", query.Filter{Attributes: map[string]string{"node_id": "node_4"}}, func(e schemas.Event) bool { return e.Attributes["node_id"] == "node_4" })
+	check("int attribute", query.Filter{Attributes: map[string]string{"n": "42"}}, func(e schemas.Event) bool { return e.Attributes["n"] == int64(42) })
+	check("desc, page 2", query.Filter{Limit: 30, Offset: 30, Descending: true}, all)
+	check("type + time + attribute", query.Filter{Types: []string{"node_started"}, Start: start, Attributes: map[string]string{"node_id": "node_0"}},
+		func(e schemas.Event) bool {
+			return e.Type == "node_started" && !e.Timestamp.Before(start) && e.Attributes["node_id"] == "node_0"
+		})
+}
+
+func TestMetricFiltersMatchBruteForce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	check := func(name string, flt query.Filter, keep func(schemas.Metric) bool) {
+		t.Helper()
+		want := 0
+		for _, m := range f.metrics {
+			if keep(m) {
+				want++
+			}
+		}
+		flt.Limit = 1000
+		got, _, err := f.client.QueryMetrics(ctx, flt)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, m := range got {
+			if !keep(m) {
+				t.Fatalf("%s: %s should not match", name, m.MetricID)
+			}
+		}
+		if len(got) != want {
+			t.Errorf("%s: got %d metrics, want %d", name, len(got), want)
+		}
+	}
+	check("name", query.Filter{Name: "metric_1"}, func(m schemas.Metric) bool { return m.Name == "metric_1" })
+	check("aggregation", query.Filter{AggregationType: "histogram"}, func(m schemas.Metric) bool { return m.AggregationType == schemas.Histogram })
+	check("trace", query.Filter{TraceID: "t03"}, func(m schemas.Metric) bool { return m.TraceID == "t03" })
+	end := base.Add(1500 * time.Second)
+	check("end", query.Filter{End: end}, func(m schemas.Metric) bool { return m.Timestamp.Before(end) })
+	check("attribute", query.Filter{Name: "metric_2", Attributes: map[string]string{"host": "h1"}},
+		func(m schemas.Metric) bool { return m.Name == "metric_2" && m.Attributes["host"] == "h1" })
+}
+
+func TestBadParametersAre400NamingThem(t *testing.T) {
+	f := newFixture(t)
+	for q, param := range map[string]string{
+		"/v1/events?limit=0":      "limit",
+		"/v1/events?limit=abc":    "limit",
+		"/v1/events?limit=100000": "limit",
+		"/v1/events?start=2025-01-15T10:00:00Z&end=2025-01-15T09:00:00Z": "end",
+		"/v1/events?start=not-a-time":                                    "start",
+		"/v1/metrics?aggregation_type=summary":                           "aggregation_type",
+		"/v1/metrics?type=node_failed":                                   "type",
+		"/v1/events?order=random":                                        "order",
+	} {
+		resp, err := http.Get(f.url + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error, Parameter string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || body.Parameter != param || body.Error == "" {
+			t.Errorf("%s: HTTP %d %+v, want 400 naming %q", q, resp.StatusCode, body, param)
+		}
+	}
+	_, _, err := f.client.QueryEvents(context.Background(), query.Filter{Limit: 5000})
+	var apiErr *query.APIError
+	if !errors.As(err, &apiErr) || apiErr.Parameter != "limit" || apiErr.Status != 400 {
+		t.Errorf("client error %v", err)
+	}
+}
+
+// Injection attempts in every parameter are bound as values: they match nothing, and the tables are
+// intact afterwards.
+func TestInjectionIsBoundHarmlessly(t *testing.T) {
+	f := newFixture(t)
+	attacks := []string{"' OR 1=1 --", "x'; DROP TABLE events; --", `\' OR \'1\'=\'1`, "1) OR (1=1", "' UNION SELECT * FROM system.users --"}
+	for _, a := range attacks {
+		for _, p := range []string{"type", "name", "trace_id", "span_id", "attr.node_id", "attr." + a} {
+			resp, err := http.Get(f.url + "/v1/events?" + url.Values{p: {a}}.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body query.EventsAnswer
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || body.Count != 0 {
+				t.Errorf("%s=%q: HTTP %d, %d events", p, a, resp.StatusCode, body.Count)
+			}
+		}
+	}
+	got, _, err := f.client.QueryEvents(context.Background(), query.Filter{Limit: 1000})
+	if err != nil || len(got) != len(f.events) {
+		t.Fatalf("after the attacks: %d events, %v", len(got), err)
+	}
+}
+
+func head(s []string) []string {
+	if len(s) > 5 {
+		return s[:5]
+	}
+	return s
+}
