@@ -1,0 +1,17 @@
+// Package rollups computes tumbling event-time windows of metric points per series, without I/O.
+//
+// A series is tenant + name + unit + aggregation type + attributes. Each tier (1 minute and 1 hour
+// by default) keeps one Window per series, window start and source partition, holding an Aggregate:
+// count, sum, min, max, last (by timestamp) and, for histograms, a mergeable quantile Sketch with a
+// relative error of at most 1% (RelativeAccuracy). Windows of different partitions, tiers' windows
+// and stored rows all merge: counts and sums add, min/max combine, last goes to the latest
+// timestamp, sketch buckets add (SQL: sumMap).
+//
+// A window closes when its partition's watermark (newest event time minus Lateness) passes its
+// end. A later point still counts: its window is loaded again, updated, stored and published again,
+// and the point is counted in Stats.Late.
+//
+// Replays never double-count: every window remembers the highest source offset it counted and
+// skips points at or below it. Stored rows carry that offset (the ReplacingMergeTree version), so a
+// worker that takes over a partition after a crash loads rows that say exactly what they hold.
+package rollups

@@ -1,0 +1,324 @@
+package rollups
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Tiers are the window widths, whole seconds (default 1m and 1h).
+	Tiers []time.Duration
+	// Lateness is how far behind its partition's newest event time a point may be and still land
+	// in an open window. A window closes once its end is Lateness behind the newest event time.
+	Lateness time.Duration
+	// IdleTimeout: a partition without points for this long (wall clock) closes windows by the wall
+	// clock instead, so quiet series still get final rows.
+	IdleTimeout time.Duration
+	// MaxWindows bounds the windows held in memory; past it the oldest written windows are shed
+	// (their rows are in the store and are loaded again if a late point touches them).
+	MaxWindows int
+}
+
+// DefaultConfig returns 1-minute and 1-hour tiers, 30 s lateness, 1 min idle timeout, 200,000
+// windows.
+func DefaultConfig() Config {
+	return Config{Tiers: []time.Duration{time.Minute, time.Hour}, Lateness: 30 * time.Second, IdleTimeout: time.Minute, MaxWindows: 200000}
+}
+
+// Validate reports the first bad setting.
+func (c Config) Validate() error {
+	if len(c.Tiers) == 0 {
+		return errors.New("rollup tiers: none")
+	}
+	for _, t := range c.Tiers {
+		if t < time.Second || t%time.Second != 0 {
+			return fmt.Errorf("rollup tier %v: must be a whole number of seconds", t)
+		}
+	}
+	switch {
+	case c.Lateness < 0:
+		return fmt.Errorf("rollup lateness %v: must not be negative", c.Lateness)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("rollup idle timeout %v: must be positive", c.IdleTimeout)
+	case c.MaxWindows < 1:
+		return fmt.Errorf("rollup max windows %d: must be at least 1", c.MaxWindows)
+	}
+	return nil
+}
+
+// Key identifies a window's row: one per series, tier, window and source partition. Rows of one
+// window from different partitions merge at query time.
+type Key struct {
+	Series    uint64
+	Tier      int32 // seconds
+	Start     int64 // window start, Unix seconds
+	Partition int32
+}
+
+// Window is the aggregate of one Key.
+type Window struct {
+	Key
+	Series *Series
+	Agg    Aggregate
+
+	dirty bool
+}
+
+// Point is one metric point to roll up, from a source partition and offset.
+type Point struct {
+	Series    *Series
+	Value     float64
+	TS        int64 // microseconds since the epoch
+	Partition int32
+	Offset    int64
+}
+
+type partState struct {
+	maxTS    int64 // newest event time seen, microseconds
+	lastSeen time.Time
+}
+
+// Stats counts what an Engine did.
+type Stats struct {
+	Applied  uint64 // point contributions counted (one per point per tier)
+	Replayed uint64 // point contributions skipped because the window had counted them already
+	Late     uint64 // points whose smallest-tier window had already closed
+	Closed   uint64 // windows closed by the watermark
+	Shed     uint64 // windows dropped from memory by MaxWindows
+}
+
+// Engine rolls points up into tumbling event-time windows per series and tier. It does no I/O: the
+// caller loads windows it does not hold (Missing, Resolve), applies points (Apply), stores what
+// changed (Dirty, MarkClean), and closes windows (Advance, Shed). Not safe for concurrent use.
+//
+// Exactness under replay: each window remembers the highest source offset it counted; a point at
+// or below it is skipped. A window's stored row carries that offset, so after a crash the loaded
+// row tells exactly which replayed points it already holds.
+type Engine struct {
+	cfg     Config
+	tiers   []int64
+	windows map[Key]*Window
+	parts   map[int32]*partState
+	stats   Stats
+}
+
+// New returns an engine; cfg must be valid.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState)}
+	for _, t := range cfg.Tiers {
+		e.tiers = append(e.tiers, int64(t/time.Second))
+	}
+	return e, nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Len is the number of windows in memory.
+func (e *Engine) Len() int { return len(e.windows) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (e *Engine) key(p *Point, tier int64) Key {
+	sec := floorDiv(p.TS, 1_000_000)
+	return Key{Series: p.Series.ID, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
+}
+
+// Missing returns the keys that points touch and the engine does not hold, each once. The caller
+// looks them up in the store and passes what it found to Resolve.
+func (e *Engine) Missing(points []Point) []Key {
+	seen := map[Key]bool{}
+	var out []Key
+	for i := range points {
+		for _, t := range e.tiers {
+			k := e.key(&points[i], t)
+			if _, ok := e.windows[k]; !ok && !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// Resolve installs the stored windows found for keys; keys without one start empty.
+func (e *Engine) Resolve(keys []Key, found []*Window) {
+	for _, w := range found {
+		w.dirty = false
+		e.windows[w.Key] = w
+	}
+	for _, k := range keys {
+		if _, ok := e.windows[k]; !ok {
+			e.windows[k] = &Window{Key: k}
+		}
+	}
+}
+
+// ErrUnresolved reports a point whose window was neither held nor resolved: a caller bug.
+var ErrUnresolved = errors.New("rollups: window not resolved before Apply")
+
+// Apply counts points, which must be in offset order within each partition, into their windows.
+// Every window they touch must be held (see Missing and Resolve).
+func (e *Engine) Apply(points []Point) error {
+	for i := range points {
+		p := &points[i]
+		ps := e.parts[p.Partition]
+		if ps == nil {
+			ps = &partState{maxTS: p.TS}
+			e.parts[p.Partition] = ps
+		}
+		for j, t := range e.tiers {
+			w, ok := e.windows[e.key(p, t)]
+			if !ok {
+				return fmt.Errorf("%w: series %x tier %ds", ErrUnresolved, p.Series.ID, t)
+			}
+			if w.Series == nil {
+				w.Series, w.Agg = p.Series, NewAggregate(p.Series.Type)
+			}
+			if p.Offset <= w.Agg.LastOffset {
+				e.stats.Replayed++
+				continue
+			}
+			if j == 0 && (w.Start+t)*1_000_000 <= ps.maxTS-e.cfg.Lateness.Microseconds() {
+				e.stats.Late++
+			}
+			w.Agg.Add(p.Value, p.TS)
+			w.Agg.LastOffset = p.Offset
+			w.dirty = true
+			e.stats.Applied++
+		}
+		ps.maxTS = max(ps.maxTS, p.TS)
+	}
+	return nil
+}
+
+// Touch records that partitions received points at now (wall clock), for the idle timeout.
+func (e *Engine) Touch(partitions []int32, now time.Time) {
+	for _, p := range partitions {
+		if ps := e.parts[p]; ps != nil {
+			ps.lastSeen = now
+		}
+	}
+}
+
+// Dirty returns the windows changed since MarkClean, in key order.
+func (e *Engine) Dirty() []*Window {
+	var out []*Window
+	for _, w := range e.windows {
+		if w.dirty {
+			out = append(out, w)
+		}
+	}
+	sortWindows(out)
+	return out
+}
+
+// MarkClean records that every dirty window is stored.
+func (e *Engine) MarkClean() {
+	for _, w := range e.windows {
+		w.dirty = false
+	}
+}
+
+func sortWindows(ws []*Window) {
+	sort.Slice(ws, func(i, j int) bool {
+		a, b := ws[i].Key, ws[j].Key
+		if a.Start != b.Start {
+			return a.Start < b.Start
+		}
+		if a.Tier != b.Tier {
+			return a.Tier < b.Tier
+		}
+		if a.Series != b.Series {
+			return a.Series < b.Series
+		}
+		return a.Partition < b.Partition
+	})
+}
+
+// Watermark returns partition p's watermark at now: its newest event time less Lateness, or, once
+// the partition has been idle for IdleTimeout, now less Lateness if that is later.
+func (e *Engine) Watermark(p int32, now time.Time) time.Time {
+	ps := e.parts[p]
+	if ps == nil {
+		return time.Time{}
+	}
+	wm := ps.maxTS
+	if !ps.lastSeen.IsZero() && now.Sub(ps.lastSeen) >= e.cfg.IdleTimeout {
+		wm = max(wm, now.UnixMicro())
+	}
+	return time.UnixMicro(wm - e.cfg.Lateness.Microseconds()).UTC()
+}
+
+// Advance closes the windows whose end is at or behind their partition's watermark, removes them
+// and returns them (for publishing). Call it only when nothing is dirty.
+func (e *Engine) Advance(now time.Time) []*Window {
+	wms := make(map[int32]int64, len(e.parts))
+	for p := range e.parts {
+		wms[p] = e.Watermark(p, now).UnixMicro()
+	}
+	var out []*Window
+	for k, w := range e.windows {
+		wm, ok := wms[k.Partition]
+		if ok && (k.Start+int64(k.Tier))*1_000_000 <= wm && !w.dirty {
+			delete(e.windows, k)
+			if w.Series != nil { // an empty placeholder has nothing to publish
+				out = append(out, w)
+			}
+		}
+	}
+	e.stats.Closed += uint64(len(out))
+	sortWindows(out)
+	return out
+}
+
+// Shed drops the oldest clean windows while more than MaxWindows are held and returns them. They
+// are stored, so a later point loads them again.
+func (e *Engine) Shed() []*Window {
+	over := len(e.windows) - e.cfg.MaxWindows
+	if over <= 0 {
+		return nil
+	}
+	var clean []*Window
+	for _, w := range e.windows {
+		if !w.dirty {
+			clean = append(clean, w)
+		}
+	}
+	sortWindows(clean)
+	if over > len(clean) {
+		over = len(clean)
+	}
+	var out []*Window
+	for _, w := range clean[:over] {
+		delete(e.windows, w.Key)
+		if w.Series != nil {
+			out = append(out, w)
+		}
+	}
+	e.stats.Shed += uint64(over)
+	return out
+}
+
+// Forget drops every window and the watermark of partition p, for when p moves to another worker:
+// if it comes back, its windows are loaded from the store again.
+func (e *Engine) Forget(p int32) {
+	for k := range e.windows {
+		if k.Partition == p {
+			delete(e.windows, k)
+		}
+	}
+	delete(e.parts, p)
+}

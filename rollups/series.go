@@ -1,0 +1,42 @@
+package rollups
+
+import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// Series identifies what a rollup row aggregates: tenant, metric name, unit, aggregation type and
+// the attributes. Points differing in any of these are never mixed.
+type Series struct {
+	ID         uint64 // xxhash64 of the identity; stable across processes and versions
+	Tenant     string
+	Name       string
+	Unit       string
+	Type       schemas.AggregationType
+	Attributes map[string]any // normalised
+	AttrJSON   string         // canonical JSON (sorted keys)
+	AttrKeys   []string
+	AttrValues []string
+}
+
+// SeriesOf returns m's series.
+func SeriesOf(m *schemas.Metric) *Series {
+	s := &Series{
+		Tenant: m.Tenant, Name: m.Name, Unit: m.Unit, Type: m.AggregationType, Attributes: m.Attributes,
+		AttrJSON: string(schemas.AppendAttributesJSON(nil, m.Attributes)),
+	}
+	s.AttrKeys, s.AttrValues = schemas.FlattenAttributes(m.Attributes)
+	s.ID = SeriesID(s.Tenant, s.Name, s.Unit, string(s.Type), s.AttrJSON)
+	return s
+}
+
+// SeriesID hashes a series identity; attrJSON must be canonical (schemas.AppendAttributesJSON).
+func SeriesID(tenant, name, unit, aggregationType, attrJSON string) uint64 {
+	d := xxhash.New()
+	for _, part := range []string{tenant, name, unit, aggregationType, attrJSON} {
+		_, _ = d.WriteString(part)
+		_, _ = d.Write([]byte{0})
+	}
+	return d.Sum64()
+}

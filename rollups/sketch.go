@@ -1,0 +1,141 @@
+package rollups
+
+import (
+	"math"
+	"slices"
+)
+
+// RelativeAccuracy is the sketch's guarantee: a quantile it returns is within 1% of the true value
+// at that rank (DDSketch's relative-error guarantee, for values of magnitude >= MinIndexable).
+const RelativeAccuracy = 0.01
+
+// MinIndexable is the smallest magnitude the sketch tells apart from zero; smaller values count as
+// zero.
+const MinIndexable = 1e-9
+
+var (
+	gamma    = (1 + RelativeAccuracy) / (1 - RelativeAccuracy)
+	logGamma = math.Log(gamma)
+)
+
+// Sketch is a mergeable quantile sketch with logarithmic buckets (DDSketch): a value v > 0 falls in
+// bucket ceil(log_gamma(v)), negatives likewise by magnitude, and near-zero values in a zero count.
+// Merging adds bucket counts, so sketches of partitions, windows and rows merge exactly — in Go
+// with Merge, in SQL with sumMap over the key and count arrays. The zero value is empty and ready.
+type Sketch struct {
+	Pos, Neg map[int32]uint64
+	Zero     uint64
+}
+
+// BucketKey returns the bucket of magnitude m (m >= MinIndexable).
+func BucketKey(m float64) int32 { return int32(math.Ceil(math.Log(m) / logGamma)) }
+
+// BucketValue is the value a bucket stands for: within RelativeAccuracy of every magnitude in it.
+func BucketValue(k int32) float64 { return 2 * math.Pow(gamma, float64(k)) / (gamma + 1) }
+
+// Add counts v once.
+func (s *Sketch) Add(v float64) {
+	switch {
+	case v >= MinIndexable:
+		if s.Pos == nil {
+			s.Pos = make(map[int32]uint64)
+		}
+		s.Pos[BucketKey(v)]++
+	case v <= -MinIndexable:
+		if s.Neg == nil {
+			s.Neg = make(map[int32]uint64)
+		}
+		s.Neg[BucketKey(-v)]++
+	default:
+		s.Zero++
+	}
+}
+
+// Merge adds o's counts to s.
+func (s *Sketch) Merge(o *Sketch) {
+	for k, c := range o.Pos {
+		if s.Pos == nil {
+			s.Pos = make(map[int32]uint64, len(o.Pos))
+		}
+		s.Pos[k] += c
+	}
+	for k, c := range o.Neg {
+		if s.Neg == nil {
+			s.Neg = make(map[int32]uint64, len(o.Neg))
+		}
+		s.Neg[k] += c
+	}
+	s.Zero += o.Zero
+}
+
+// Count is the number of values added.
+func (s *Sketch) Count() uint64 {
+	n := s.Zero
+	for _, c := range s.Pos {
+		n += c
+	}
+	for _, c := range s.Neg {
+		n += c
+	}
+	return n
+}
+
+// Quantile returns the value at quantile q (0..1) by the lower rank floor(q*(n-1)), within
+// RelativeAccuracy of the true value at that rank; NaN when empty.
+func (s *Sketch) Quantile(q float64) float64 {
+	n := s.Count()
+	if n == 0 || q < 0 || q > 1 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	rank := uint64(q * float64(n-1))
+	var seen uint64
+	neg := sortedKeys(s.Neg)
+	for i := len(neg) - 1; i >= 0; i-- { // most negative first
+		if seen += s.Neg[neg[i]]; seen > rank {
+			return -BucketValue(neg[i])
+		}
+	}
+	if seen += s.Zero; seen > rank {
+		return 0
+	}
+	for _, k := range sortedKeys(s.Pos) {
+		if seen += s.Pos[k]; seen > rank {
+			return BucketValue(k)
+		}
+	}
+	return math.NaN() // unreachable: counts add up to n
+}
+
+func sortedKeys(m map[int32]uint64) []int32 {
+	keys := make([]int32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Arrays returns a side's buckets as sorted parallel arrays, the stored form (ClickHouse's
+// sumMap(keys, counts) merges rows of them).
+func Arrays(m map[int32]uint64) (keys []int32, counts []uint64) {
+	keys = sortedKeys(m)
+	counts = make([]uint64, len(keys))
+	for i, k := range keys {
+		counts[i] = m[k]
+	}
+	return keys, counts
+}
+
+// FromArrays builds a side from parallel arrays, adding counts of repeated keys.
+func FromArrays(keys []int32, counts []uint64) map[int32]uint64 {
+	if len(keys) == 0 {
+		return nil
+	}
+	m := make(map[int32]uint64, len(keys))
+	for i, k := range keys {
+		if i < len(counts) {
+			m[k] += counts[i]
+		}
+	}
+	return m
+}
