@@ -5,6 +5,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -14,12 +15,17 @@ type Batch struct {
 	Events  EventColumns
 	Metrics MetricColumns
 
+	// Points are the batch's metrics for the rollup engine, in offset order per partition.
+	Points []rollups.Point
+	// outbox holds records to produce before the commit: dead letters, then published rollups.
+	outbox []*kgo.Record
+
 	records int // Kafka records covered, poison included
 	bytes   int
 	last    map[partition]*kgo.Record
 
-	// Set once a kind's insert succeeded, so a retry after a partial failure does not write it twice.
-	eventsWritten, metricsWritten bool
+	// Stages already done, so a retry after a partial failure does not repeat them.
+	eventsWritten, metricsWritten, rollupsApplied, rollupsWritten, outboxSent bool
 }
 
 type partition struct {
@@ -89,9 +95,10 @@ func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
 	c.IngestedAt = append(c.IngestedAt, now)
 }
 
-func (b *Batch) addMetric(m *schemas.Metric, now time.Time) {
+func (b *Batch) addMetric(m *schemas.Metric, now time.Time, r *kgo.Record) {
 	c := &b.Metrics
-	keys, values := schemas.FlattenAttributes(m.Attributes)
+	series := rollups.SeriesOf(m)
+	keys, values := series.AttrKeys, series.AttrValues
 	c.Tenant = append(c.Tenant, m.Tenant)
 	c.MetricID = append(c.MetricID, m.MetricID)
 	c.TraceID = append(c.TraceID, m.TraceID)
@@ -101,10 +108,29 @@ func (b *Batch) addMetric(m *schemas.Metric, now time.Time) {
 	c.AggregationType = append(c.AggregationType, string(m.AggregationType))
 	c.Timestamp = append(c.Timestamp, m.Timestamp.Truncate(time.Second))
 	c.TimestampUS = append(c.TimestampUS, uint64(m.Timestamp.UnixMicro()))
-	c.Attributes = append(c.Attributes, string(schemas.AppendAttributesJSON(nil, m.Attributes)))
+	c.Attributes = append(c.Attributes, series.AttrJSON)
 	c.AttrKeys = append(c.AttrKeys, keys)
 	c.AttrValues = append(c.AttrValues, values)
 	c.Service = append(c.Service, m.Service)
 	c.Host = append(c.Host, m.Host)
 	c.IngestedAt = append(c.IngestedAt, now)
+	var part int32
+	var off int64
+	if r != nil {
+		part, off = r.Partition, r.Offset
+	}
+	b.Points = append(b.Points, rollups.Point{Series: series, Value: m.Value, TS: m.Timestamp.UnixMicro(), Partition: part, Offset: off})
+}
+
+// partitions returns the partitions of the batch's points.
+func (b *Batch) partitions() []int32 {
+	seen := map[int32]bool{}
+	var out []int32
+	for _, p := range b.Points {
+		if !seen[p.Partition] {
+			seen[p.Partition] = true
+			out = append(out, p.Partition)
+		}
+	}
+	return out
 }

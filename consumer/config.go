@@ -7,6 +7,7 @@ import (
 
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/rollups"
 )
 
 // Config configures a Worker. Read it with envconfig.Process("TRIBUTARY", &cfg); the README's table
@@ -26,6 +27,25 @@ type Config struct {
 	RetryBackoffMax time.Duration `envconfig:"CONSUMER_RETRY_BACKOFF_MAX" default:"10s"`
 	// ShutdownTimeout bounds the final flush and commit when the worker stops.
 	ShutdownTimeout time.Duration `envconfig:"CONSUMER_SHUTDOWN_TIMEOUT" default:"30s"`
+
+	// EnableRollups computes rollup windows, writes them to the rollups table and publishes closed
+	// windows on the rollups topic.
+	EnableRollups bool `envconfig:"ROLLUPS_ENABLED" default:"true"`
+	// RollupTiers are the window widths (comma-separated durations, whole seconds).
+	RollupTiers []time.Duration `envconfig:"ROLLUP_TIERS" default:"1m,1h"`
+	// RollupLateness: points this far behind their partition's newest event time still land in an
+	// open window; later points reopen their stored window and are counted as late.
+	RollupLateness time.Duration `envconfig:"ROLLUP_LATENESS" default:"30s"`
+	// RollupIdleTimeout: a partition quiet this long closes windows by the wall clock.
+	RollupIdleTimeout time.Duration `envconfig:"ROLLUP_IDLE_TIMEOUT" default:"1m"`
+	// RollupMaxWindows bounds the windows held in memory (each a few hundred bytes, a histogram's up
+	// to a few KiB); past it the oldest stored windows are published early and dropped.
+	RollupMaxWindows int `envconfig:"ROLLUP_MAX_WINDOWS" default:"200000"`
+}
+
+// RollupConfig returns the rollup engine's configuration.
+func (c Config) RollupConfig() rollups.Config {
+	return rollups.Config{Tiers: c.RollupTiers, Lateness: c.RollupLateness, IdleTimeout: c.RollupIdleTimeout, MaxWindows: c.RollupMaxWindows}
 }
 
 // Validate reports the first bad setting, naming it.
@@ -46,6 +66,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("consumer retry backoff max %v: must be positive", c.RetryBackoffMax)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("consumer shutdown timeout %v: must be positive", c.ShutdownTimeout)
+	}
+	if c.EnableRollups {
+		return c.RollupConfig().Validate()
 	}
 	return nil
 }

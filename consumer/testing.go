@@ -22,7 +22,7 @@ func WriteForTest(ctx context.Context, conn driver.Conn, database string, events
 		b.addEvent(&events[i], now)
 	}
 	for i := range metrics {
-		b.addMetric(&metrics[i], now)
+		b.addMetric(&metrics[i], now, nil)
 	}
 	return sink.Write(ctx, b)
 }

@@ -5,46 +5,73 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
 
-// Sink stores a batch durably. Write returns nil only once every record of the batch is stored; the
-// worker commits the batch's offsets after that and not before.
-type Sink interface {
+// Store keeps batches durably. Each method returns nil only once what it was given is stored; the
+// worker commits a batch's offsets after that and not before.
+type Store interface {
+	// Write stores the batch's raw events and metrics.
 	Write(ctx context.Context, b *Batch) error
+	// LoadWindows returns the stored rollup windows of keys (keys without one are left out).
+	LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error)
+	// WriteWindows stores rollup windows, each replacing its key's older versions.
+	WriteWindows(ctx context.Context, ws []*rollups.Window) error
 }
 
 // Stats counts what a Worker did since it started.
 type Stats struct {
-	Consumed uint64 // Kafka records polled
-	Written  uint64 // records stored by the sink
-	Poison   uint64 // records that did not decode or validate, logged and skipped
-	Batches  uint64 // batches written
-	Retries  uint64 // failed sink writes that were retried
-	Commits  uint64 // successful offset commits
+	Consumed     uint64 // Kafka records polled
+	Written      uint64 // raw records stored
+	Poison       uint64 // records that did not decode or validate, sent to the dead-letter topic
+	Batches      uint64 // batches stored and committed
+	Retries      uint64 // failed batch attempts that were retried
+	Commits      uint64 // successful offset commits
+	Windows      uint64 // rollup window rows written
+	Published    uint64 // rollup windows published on the rollups topic
+	LatePoints   uint64 // metric points whose minute window had already closed (still counted)
+	Replayed     uint64 // point contributions skipped because their window had counted them already
+	OpenWindows  uint64 // rollup windows held in memory
+	ClosedWindow uint64 // rollup windows closed by the watermark
 }
 
-// Worker consumes the events and metrics topics as a member of a consumer group and writes batches
-// to a Sink, committing offsets only after the sink stored them: at-least-once delivery, made
-// effectively-once in queries by the tables' deterministic row identity.
-type Worker struct {
-	cfg   Config
-	sink  Sink
-	log   *slog.Logger
-	codec *schemas.Codec
-	opts  []kgo.Opt
+// Dead-letter headers: why a record was refused and where it came from.
+const (
+	HeaderReason    = "tributary.reason"
+	HeaderTopic     = "tributary.source.topic"
+	HeaderPartition = "tributary.source.partition"
+	HeaderOffset    = "tributary.source.offset"
+)
 
-	consumed, written, poison, batches, retries, commits atomic.Uint64
+// Worker consumes the events and metrics topics as a member of a consumer group, writes batches to
+// a Store, rolls metrics up, and commits offsets only after all of it is stored: at-least-once
+// delivery, made effectively-once in queries by the tables' deterministic row identity.
+type Worker struct {
+	cfg    Config
+	store  Store
+	log    *slog.Logger
+	codec  *schemas.Codec
+	opts   []kgo.Opt
+	engine *rollups.Engine // nil when rollups are off; used only by Run's goroutine
+
+	revokedMu sync.Mutex
+	revoked   []int32 // metrics partitions taken away, for the engine to forget
+
+	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
+	late, replayed, open, closed                                              atomic.Uint64
 }
 
 // New returns a worker. It starts nothing; Run does. extra options are appended to the Kafka
 // client's (tests use them).
-func New(cfg Config, sink Sink, log *slog.Logger, extra ...kgo.Opt) (*Worker, error) {
+func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -52,16 +79,34 @@ func New(cfg Config, sink Sink, log *slog.Logger, extra ...kgo.Opt) (*Worker, er
 	if err != nil {
 		return nil, err
 	}
-	opts := append(cfg.Kafka.ClientOpts(),
+	w := &Worker{cfg: cfg, store: store, log: log, codec: codec}
+	if cfg.EnableRollups {
+		if w.engine, err = rollups.New(cfg.RollupConfig()); err != nil {
+			return nil, err
+		}
+	}
+	lost := func(_ context.Context, _ *kgo.Client, m map[string][]int32) { w.forget(m) }
+	w.opts = append(cfg.Kafka.ClientOpts(),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Kafka.EventsTopic, cfg.Kafka.MetricsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(), // partitions move only between batches, after their commit
+		kgo.OnPartitionsRevoked(lost),
+		kgo.OnPartitionsLost(lost),
 		kgo.FetchMaxWait(250*time.Millisecond),
+		kgo.FetchMaxBytes(16<<20),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
-	return &Worker{cfg: cfg, sink: sink, log: log, codec: codec, opts: append(opts, extra...)}, nil
+	w.opts = append(w.opts, extra...)
+	return w, nil
+}
+
+func (w *Worker) forget(m map[string][]int32) {
+	w.revokedMu.Lock()
+	w.revoked = append(w.revoked, m[w.cfg.Kafka.MetricsTopic]...)
+	w.revokedMu.Unlock()
 }
 
 // Stats returns the worker's counters. Safe to call concurrently with Run.
@@ -69,11 +114,13 @@ func (w *Worker) Stats() Stats {
 	return Stats{
 		Consumed: w.consumed.Load(), Written: w.written.Load(), Poison: w.poison.Load(),
 		Batches: w.batches.Load(), Retries: w.retries.Load(), Commits: w.commits.Load(),
+		Windows: w.windows.Load(), Published: w.published.Load(), LatePoints: w.late.Load(),
+		Replayed: w.replayed.Load(), OpenWindows: w.open.Load(), ClosedWindow: w.closed.Load(),
 	}
 }
 
-// Run consumes until ctx ends, then writes and commits the batch in hand (bounded by
-// ShutdownTimeout), leaves the group and returns. While the sink refuses a batch, Run retries with
+// Run consumes until ctx ends, then stores and commits the batch in hand (bounded by
+// ShutdownTimeout), leaves the group and returns. While the store refuses a batch, Run retries with
 // capped exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
 func (w *Worker) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(w.opts...)
@@ -86,11 +133,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	b := newBatch()
-	var deadline time.Time // when the batch in hand must be written
+	var deadline time.Time // when the batch in hand must be stored
 	for {
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
 		if b.Len() > 0 {
 			pollCtx, cancel = context.WithDeadline(ctx, deadline)
+		} else if w.engine != nil {
+			// Wake up now and then to close windows of idle partitions.
+			pollCtx, cancel = context.WithTimeout(ctx, w.cfg.RollupIdleTimeout/2)
 		}
 		fetches := cl.PollRecords(pollCtx, w.cfg.BatchMaxRecords-b.Len())
 		cancel()
@@ -102,6 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
+		w.forgetRevoked()
 		now := time.Now().UTC().Truncate(time.Second)
 		fetches.EachRecord(func(r *kgo.Record) {
 			if b.Len() == 0 {
@@ -112,8 +163,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return w.shutdown(cl, b)
 		}
-		if b.Len() > 0 && (b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !time.Now().Before(deadline)) {
+		due := b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !time.Now().Before(deadline)
+		if b.Len() > 0 && due {
 			if err := w.flush(ctx, cl, b); err != nil {
+				return w.shutdown(cl, b)
+			}
+			b = newBatch()
+		} else if b.Len() == 0 && w.engine != nil {
+			if err := w.flush(ctx, cl, b); err != nil { // closes idle windows; commits nothing
 				return w.shutdown(cl, b)
 			}
 			b = newBatch()
@@ -124,8 +181,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// add decodes r into b. A record that does not decode or validate is logged and counted; its offset
-// is still covered by the batch so the partition keeps moving.
+func (w *Worker) forgetRevoked() {
+	w.revokedMu.Lock()
+	revoked := w.revoked
+	w.revoked = nil
+	w.revokedMu.Unlock()
+	if w.engine != nil {
+		for _, p := range revoked {
+			w.engine.Forget(p)
+		}
+	}
+}
+
+// add decodes r into b. A record that does not decode or validate goes to the dead-letter topic
+// with the reason; its offset is still covered by the batch so the partition keeps moving.
 func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 	w.consumed.Add(1)
 	b.track(r)
@@ -142,7 +211,7 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 		var m schemas.Metric
 		if m, err = w.codec.DecodeMetric(r.Value); err == nil {
 			if err = m.Validate(); err == nil {
-				b.addMetric(&m, now)
+				b.addMetric(&m, now, r)
 			}
 		}
 	default:
@@ -150,36 +219,48 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 	}
 	if err != nil {
 		w.poison.Add(1)
-		w.log.Warn("skipping record that does not decode", "topic", r.Topic, "partition", r.Partition,
-			"offset", r.Offset, "bytes", len(r.Value), "reason", err)
+		w.log.Warn("dead-lettering a record that does not decode or validate", "topic", r.Topic,
+			"partition", r.Partition, "offset", r.Offset, "bytes", len(r.Value), "reason", err)
+		b.outbox = append(b.outbox, &kgo.Record{
+			Topic: w.cfg.Kafka.DLQTopic, Key: r.Key, Value: r.Value,
+			Headers: append([]kgo.RecordHeader{
+				{Key: HeaderReason, Value: []byte(err.Error())},
+				{Key: HeaderTopic, Value: []byte(r.Topic)},
+				{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+				{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			}, r.Headers...),
+		})
 	}
 }
 
-// flush writes b until the sink accepts it or ctx ends, then commits b's offsets.
+// flush stores b until it succeeds or ctx ends, then commits b's offsets.
 func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := w.sink.Write(ctx, b)
+		err := w.store1(ctx, cl, b)
 		if err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("write batch of %d records: %w", b.Len(), ctx.Err())
+			return fmt.Errorf("store batch of %d records: %w", b.Len(), ctx.Err())
 		}
 		w.retries.Add(1)
-		w.log.Error("write batch failed; retrying, fetching paused", "records", b.Len(), "backoff", backoff, "err", err)
+		w.log.Error("storing a batch failed; retrying, fetching paused", "records", b.Len(), "backoff", backoff, "err", err)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return fmt.Errorf("write batch of %d records: %w", b.Len(), ctx.Err())
+			return fmt.Errorf("store batch of %d records: %w", b.Len(), ctx.Err())
 		}
 		backoff = min(backoff*2, w.cfg.RetryBackoffMax)
+	}
+	if b.Len() == 0 {
+		return nil
 	}
 	w.written.Add(uint64(len(b.Events.EventID) + len(b.Metrics.MetricID)))
 	w.batches.Add(1)
 	if err := cl.CommitRecords(ctx, b.commitList()...); err != nil {
-		// The rows are stored; a replay after this would write rows with the same identity, which the
-		// tables collapse. Log and go on.
+		// Everything is stored; a replay would write rows with the same identity, which the tables
+		// collapse, and rollup windows skip points they counted. Log and go on.
 		w.log.Warn("commit offsets failed; records may be replayed", "records", b.Len(), "err", err)
 		return nil
 	}
@@ -187,7 +268,93 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	return nil
 }
 
-// shutdown writes and commits what b holds, bounded by ShutdownTimeout. What it cannot write stays
+// store1 makes one attempt at every stage of storing b not yet done: raw rows, rollup windows,
+// then the outbox (dead letters and published rollups).
+func (w *Worker) store1(ctx context.Context, cl *kgo.Client, b *Batch) error {
+	if err := w.store.Write(ctx, b); err != nil {
+		return err
+	}
+	if w.engine != nil && !b.rollupsWritten {
+		if err := w.rollUp(ctx, b); err != nil {
+			return err
+		}
+	}
+	if len(b.outbox) > 0 && !b.outboxSent {
+		if err := cl.ProduceSync(ctx, b.outbox...).FirstErr(); err != nil {
+			return fmt.Errorf("produce %d dead-letter and rollup records: %w", len(b.outbox), err)
+		}
+		b.outboxSent = true
+		for _, r := range b.outbox {
+			if r.Topic == w.cfg.Kafka.RollupsTopic {
+				w.published.Add(1)
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
+	e := w.engine
+	now := time.Now()
+	if !b.rollupsApplied {
+		missing := e.Missing(b.Points)
+		found, err := w.store.LoadWindows(ctx, missing)
+		if err != nil {
+			return err
+		}
+		e.Resolve(missing, found)
+		if err := e.Apply(b.Points); err != nil {
+			return err
+		}
+		e.Touch(b.partitions(), now)
+		b.rollupsApplied = true
+	}
+	dirty := e.Dirty()
+	if err := w.store.WriteWindows(ctx, dirty); err != nil {
+		return err
+	}
+	e.MarkClean()
+	w.windows.Add(uint64(len(dirty)))
+	for _, win := range e.Advance(now) {
+		b.outbox = append(b.outbox, w.rollupRecord(win, true))
+	}
+	for _, win := range e.Shed() {
+		b.outbox = append(b.outbox, w.rollupRecord(win, false))
+	}
+	s := e.Stats()
+	w.late.Store(s.Late)
+	w.replayed.Store(s.Replayed)
+	w.closed.Store(s.Closed)
+	w.open.Store(uint64(e.Len()))
+	b.rollupsWritten = true
+	return nil
+}
+
+func (w *Worker) rollupRecord(win *rollups.Window, final bool) *kgo.Record {
+	sr, a := win.Series, &win.Agg
+	r := schemas.Rollup{
+		Tenant: sr.Tenant, Name: sr.Name, Unit: sr.Unit, AggregationType: sr.Type, SeriesID: sr.ID, Attributes: sr.Attributes,
+		TierSeconds: win.Tier, WindowStart: time.Unix(win.Start, 0).UTC(), SourcePartition: win.Partition,
+		LastOffset: a.LastOffset, Count: a.Count, Sum: a.Sum, Min: a.Min, Max: a.Max, Last: a.Last,
+		LastTimestamp: time.UnixMicro(a.LastTS).UTC(), Final: final,
+	}
+	if a.Sketch != nil {
+		pk, pc := rollups.Arrays(a.Sketch.Pos)
+		nk, nc := rollups.Arrays(a.Sketch.Neg)
+		r.Sketch = &schemas.RollupSketch{RelativeAccuracy: rollups.RelativeAccuracy, PositiveKeys: pk, PositiveCounts: pc,
+			NegativeKeys: nk, NegativeCounts: nc, ZeroCount: a.Sketch.Zero}
+	}
+	value, err := w.codec.AppendRollup(nil, &r)
+	if err != nil { // only a bug can get here: the series' attributes were normalised when decoded
+		panic(fmt.Sprintf("encode rollup: %v", err))
+	}
+	key := strconv.AppendUint(nil, sr.ID, 16)
+	key = strconv.AppendInt(append(key, '/'), int64(win.Tier), 10)
+	key = strconv.AppendInt(append(key, '/'), win.Start, 10)
+	return &kgo.Record{Topic: w.cfg.Kafka.RollupsTopic, Key: key, Value: value}
+}
+
+// shutdown stores and commits what b holds, bounded by ShutdownTimeout. What it cannot store stays
 // uncommitted and is consumed again by the next owner of the partitions.
 func (w *Worker) shutdown(cl *kgo.Client, b *Batch) error {
 	if b.Len() == 0 {

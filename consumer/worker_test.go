@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -23,6 +24,7 @@ type memSink struct {
 	calls     int
 	events    []string
 	metrics   []string
+	windows   int
 }
 
 func (s *memSink) Write(_ context.Context, b *Batch) error {
@@ -37,6 +39,15 @@ func (s *memSink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
+func (s *memSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) { return nil, nil }
+
+func (s *memSink) WriteWindows(_ context.Context, ws []*rollups.Window) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.windows += len(ws)
+	return nil
+}
+
 func (s *memSink) counts() (int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -45,10 +56,13 @@ func (s *memSink) counts() (int, int) {
 
 func testConfig(brokers []string) Config {
 	return Config{
-		Kafka:           kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: "ev", MetricsTopic: "me", TopicPartitions: 3, TopicReplication: 1},
+		Kafka: kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: "ev", MetricsTopic: "me", RollupsTopic: "ro", DLQTopic: "dlq",
+			TopicPartitions: 3, TopicReplication: 1},
 		Group:           "g",
 		BatchMaxRecords: 50, BatchMaxBytes: 1 << 20, BatchInterval: 50 * time.Millisecond,
 		RetryBackoffMax: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		EnableRollups: true, RollupTiers: []time.Duration{time.Minute}, RollupLateness: time.Second,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 1000,
 	}
 }
 
@@ -80,6 +94,25 @@ func seed(t *testing.T, brokers []string, events, metrics int, poison [][]byte) 
 	}
 }
 
+func readTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	if len(out) != n {
+		t.Fatalf("%s holds %d records, want %d", topic, len(out), n)
+	}
+	return out
+}
+
 func runUntil(t *testing.T, w *Worker, done func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,7 +134,7 @@ func runUntil(t *testing.T, w *Worker, done func() bool) {
 }
 
 func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +153,20 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 	s := w.Stats()
 	if s.Poison != uint64(len(poison)) || s.Retries != 3 || s.Written != 500 || s.Consumed != 504 {
 		t.Fatalf("stats %+v", s)
+	}
+	// Every poison record is on the dead-letter topic, bytes intact, with its reason and origin.
+	dl := readTopic(t, brokers, "dlq", len(poison))
+	for _, r := range dl {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		if h[HeaderReason] == "" || h[HeaderTopic] != "ev" || h[HeaderOffset] == "" || h[HeaderPartition] == "" {
+			t.Fatalf("dead letter headers %v", h)
+		}
+	}
+	if sink.windows == 0 {
+		t.Fatal("no rollup windows were written")
 	}
 	seen := map[string]bool{}
 	for _, id := range sink.events {
@@ -144,7 +191,7 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 
 // A worker stopped while the sink refuses every write commits nothing: the next worker gets it all.
 func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ var avscFiles embed.FS
 var (
 	EventSchemaJSON  = mustRead("avro/event.avsc")
 	MetricSchemaJSON = mustRead("avro/metric.avsc")
+	RollupSchemaJSON = mustRead("avro/rollup.avsc")
 )
 
 func mustRead(name string) string {
@@ -50,6 +51,7 @@ type Kind uint8
 const (
 	KindEvent Kind = iota + 1
 	KindMetric
+	KindRollup
 )
 
 func (k Kind) String() string {
@@ -58,6 +60,8 @@ func (k Kind) String() string {
 		return "event"
 	case KindMetric:
 		return "metric"
+	case KindRollup:
+		return "rollup"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -76,8 +80,10 @@ type Codec struct {
 	readers sync.Pool // *avro.Reader
 	event   avro.Schema
 	metric  avro.Schema
+	rollup  avro.Schema
 	eventH  [soeHeader]byte
 	metricH [soeHeader]byte
+	rollupH [soeHeader]byte
 
 	mu      sync.RWMutex
 	writers map[uint64]writer // by fingerprint
@@ -104,11 +110,14 @@ func NewCodec() (*Codec, error) {
 	if c.metric, err = avro.ParseBytes([]byte(MetricSchemaJSON)); err != nil {
 		return nil, fmt.Errorf("parse metric schema: %w", err)
 	}
+	if c.rollup, err = avro.ParseBytes([]byte(RollupSchemaJSON)); err != nil {
+		return nil, fmt.Errorf("parse rollup schema: %w", err)
+	}
 	for _, s := range []struct {
 		kind   Kind
 		schema avro.Schema
 		header *[soeHeader]byte
-	}{{KindEvent, c.event, &c.eventH}, {KindMetric, c.metric, &c.metricH}} {
+	}{{KindEvent, c.event, &c.eventH}, {KindMetric, c.metric, &c.metricH}, {KindRollup, c.rollup, &c.rollupH}} {
 		fp := fingerprint(s.schema)
 		s.header[0], s.header[1] = soeMagic0, soeMagic1
 		binary.LittleEndian.PutUint64(s.header[2:], fp)
@@ -135,8 +144,11 @@ func (c *Codec) AddWriterSchema(kind Kind, avsc string) error {
 		return fmt.Errorf("parse %s writer schema: %w", kind, err)
 	}
 	reader := c.event
-	if kind == KindMetric {
+	switch kind {
+	case KindMetric:
 		reader = c.metric
+	case KindRollup:
+		reader = c.rollup
 	}
 	if err := avro.NewSchemaCompatibility().Compatible(reader, ws); err != nil {
 		return fmt.Errorf("%s writer schema is incompatible with the current one: %w", kind, err)

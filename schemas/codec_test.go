@@ -297,3 +297,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRollupRoundTrip(t *testing.T) {
+	c := newCodec(t)
+	in := Rollup{
+		Tenant: "acme", Name: "node_duration", Unit: "seconds", AggregationType: Histogram, SeriesID: 1<<63 + 5,
+		Attributes: map[string]any{"node_id": "n1"}, TierSeconds: 60, WindowStart: time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC),
+		SourcePartition: 3, LastOffset: 99, Count: 4, Sum: 1.5, Min: 0.1, Max: 0.9, Last: 0.2,
+		LastTimestamp: time.Date(2025, 1, 15, 10, 0, 31, 5000, time.UTC),
+		Sketch: &RollupSketch{RelativeAccuracy: 0.01, PositiveKeys: []int32{-230, -100}, PositiveCounts: []uint64{3, 1},
+			NegativeKeys: []int32{}, NegativeCounts: []uint64{}, ZeroCount: 0},
+		Final: true,
+	}
+	b, err := c.AppendRollup(nil, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.DecodeRollup(b)
+	if err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("%v\n in %#v\nout %#v", err, in, out)
+	}
+	if k, _ := c.Detect(b); k != KindRollup {
+		t.Fatalf("Detect = %v", k)
+	}
+}

@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	}
 	out := env.Stdout
 	if cfg.KafkaMode == "embedded" {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, cfg.Kafka.EventsTopic, cfg.Kafka.MetricsTopic))
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, cfg.Kafka.Topics()...))
 		if err != nil {
 			return fmt.Errorf("embedded kafka: %w", err)
 		}
@@ -97,6 +97,8 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		Kafka: cfg.Kafka, ClickHouse: cfg.ClickHouse, Group: "tributary-demo",
 		BatchMaxRecords: 10000, BatchMaxBytes: 32 << 20, BatchInterval: 300 * time.Millisecond,
 		RetryBackoffMax: 5 * time.Second, ShutdownTimeout: 30 * time.Second,
+		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000,
 	}
 	ro := cfg.ClickHouse
 	ro.User, ro.Password = cfg.ROUser, cfg.ROPassword

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -25,14 +26,17 @@ import (
 // nested attributes included. Real Kafka, real ClickHouse, and the read-only query account.
 func TestEndToEnd(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	topics := testenv.Topics(t, brokers, 4, "events", "metrics")
+	topics := testenv.Topics(t, brokers, 4, "events", "metrics", "rollups", "dlq")
 	ch := testenv.ClickHouse(t)
-	kcfg := kafka.Config{Brokers: brokers, ClientID: "e2e", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 4, TopicReplication: 1}
+	kcfg := kafka.Config{Brokers: brokers, ClientID: "e2e", EventsTopic: topics[0], MetricsTopic: topics[1],
+		RollupsTopic: topics[2], DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 1}
 
 	ccfg := consumer.Config{
 		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("group"),
 		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 200 * time.Millisecond,
 		RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second,
+		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000,
 	}
 	ro := ch
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
@@ -179,7 +183,26 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("metric differs:\n got %#v\nwant %#v", got, want)
 		}
 	}
-	if s := stack.Worker.Stats(); s.Poison != uint64(len(poison)) || s.Written != 2*n {
+	if s := stack.Worker.Stats(); s.Poison != uint64(len(poison)) || s.Written != 2*n || s.Windows == 0 {
 		t.Fatalf("worker stats %+v", s)
+	}
+	// The poison records are on the dead-letter topic, byte for byte.
+	dlq, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics[3]), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dlq.Close()
+	var dead []string
+	for len(dead) < len(poison) && ctx.Err() == nil {
+		dlq.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = append(dead, string(r.Value)) })
+	}
+	sort.Strings(dead)
+	var want []string
+	for _, p := range poison {
+		want = append(want, string(p.Value))
+	}
+	sort.Strings(want)
+	if !reflect.DeepEqual(dead, want) {
+		t.Fatalf("dead-letter topic holds %q, want %q", dead, want)
 	}
 }

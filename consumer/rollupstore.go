@@ -1,0 +1,122 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tributary/tributary/rollups"
+	"github.com/tributary/tributary/schemas"
+)
+
+const rollupColumns = "tenant, name, unit, aggregation_type, series_id, attributes, attr_keys, attr_values, tier, " +
+	"window_start, source_partition, last_offset, count, sum, min, max, last, last_ts_us, " +
+	"sketch_pos_keys, sketch_pos_counts, sketch_neg_keys, sketch_neg_counts, sketch_zero, updated_at"
+
+// WriteWindows stores windows as rows of the rollups table (each replacing the key's older rows).
+func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	n := len(ws)
+	var (
+		tenant, name, unit, agg, attrs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seriesID, lastOffset, count    = make([]uint64, n), make([]uint64, n), make([]uint64, n)
+		lastTS, zero                   = make([]uint64, n), make([]uint64, n)
+		keys, values                   = make([][]string, n), make([][]string, n)
+		tier, part                     = make([]uint32, n), make([]uint32, n)
+		start, updated                 = make([]time.Time, n), make([]time.Time, n)
+		sum, mn, mx, last              = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+		posK, negK                     = make([][]int32, n), make([][]int32, n)
+		posC, negC                     = make([][]uint64, n), make([][]uint64, n)
+	)
+	now := time.Now().UTC().Truncate(time.Second)
+	for i, w := range ws {
+		sr, a := w.Series, &w.Agg
+		tenant[i], name[i], unit[i], agg[i], attrs[i] = sr.Tenant, sr.Name, sr.Unit, string(sr.Type), sr.AttrJSON
+		seriesID[i], keys[i], values[i] = sr.ID, sr.AttrKeys, sr.AttrValues
+		tier[i], start[i], part[i] = uint32(w.Tier), time.Unix(w.Start, 0).UTC(), uint32(w.Partition)
+		lastOffset[i], count[i], lastTS[i] = uint64(a.LastOffset), a.Count, uint64(a.LastTS)
+		sum[i], mn[i], mx[i], last[i] = a.Sum, a.Min, a.Max, a.Last
+		posK[i], posC[i], negK[i], negC[i] = []int32{}, []uint64{}, []int32{}, []uint64{}
+		if a.Sketch != nil {
+			posK[i], posC[i] = rollups.Arrays(a.Sketch.Pos)
+			negK[i], negC[i] = rollups.Arrays(a.Sketch.Neg)
+			zero[i] = a.Sketch.Zero
+		}
+		updated[i] = now
+	}
+	return s.insert(ctx, "rollups", rollupColumns, tenant, name, unit, agg, seriesID, attrs, keys, values, tier,
+		start, part, lastOffset, count, sum, mn, mx, last, lastTS, posK, posC, negK, negC, zero, updated)
+}
+
+// LoadWindows returns the stored rows of keys (the latest version of each; keys without a row are
+// left out).
+func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	want := make(map[rollups.Key]bool, len(keys))
+	series, tiers, parts := map[uint64]bool{}, map[int32]bool{}, map[int32]bool{}
+	lo, hi := keys[0].Start, keys[0].Start
+	for _, k := range keys {
+		want[k] = true
+		series[k.Series], tiers[k.Tier], parts[k.Partition] = true, true, true
+		lo, hi = min(lo, k.Start), max(hi, k.Start)
+	}
+	// The IN lists are of numbers we produced; the time range prunes partitions and granules.
+	sql := "SELECT " + rollupColumns + " FROM " + s.database + ".rollups FINAL WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)" +
+		" AND tier IN (" + numList(tiers) + ") AND source_partition IN (" + numList(parts) + ") AND series_id IN (" + numList(series) + ")"
+	rows, err := s.conn.Query(ctx, sql, uint32(lo), uint32(hi))
+	if err != nil {
+		return nil, fmt.Errorf("load rollup windows: %w", err)
+	}
+	defer rows.Close()
+	var out []*rollups.Window
+	for rows.Next() {
+		var (
+			sr                              rollups.Series
+			agg, attrs                      string
+			tier, part                      uint32
+			start, updated                  time.Time
+			lastOffset, count, lastTS, zero uint64
+			a                               rollups.Aggregate
+			posK, negK                      []int32
+			posC, negC                      []uint64
+		)
+		if err := rows.Scan(&sr.Tenant, &sr.Name, &sr.Unit, &agg, &sr.ID, &attrs, &sr.AttrKeys, &sr.AttrValues, &tier,
+			&start, &part, &lastOffset, &count, &a.Sum, &a.Min, &a.Max, &a.Last, &lastTS,
+			&posK, &posC, &negK, &negC, &zero, &updated); err != nil {
+			return nil, fmt.Errorf("load rollup windows: %w", err)
+		}
+		k := rollups.Key{Series: sr.ID, Tier: int32(tier), Start: start.Unix(), Partition: int32(part)}
+		if !want[k] {
+			continue
+		}
+		sr.Type, sr.AttrJSON = schemas.AggregationType(agg), attrs
+		if sr.Attributes, err = schemas.ParseAttributesJSON([]byte(attrs)); err != nil {
+			return nil, fmt.Errorf("load rollup windows: series %x: %w", sr.ID, err)
+		}
+		a.Count, a.LastTS, a.LastOffset = count, int64(lastTS), int64(lastOffset)
+		if sr.Type == schemas.Histogram {
+			a.Sketch = &rollups.Sketch{Pos: rollups.FromArrays(posK, posC), Neg: rollups.FromArrays(negK, negC), Zero: zero}
+		}
+		out = append(out, &rollups.Window{Key: k, Series: &sr, Agg: a})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load rollup windows: %w", err)
+	}
+	return out, nil
+}
+
+func numList[T uint64 | int32](set map[T]bool) string {
+	var b strings.Builder
+	for v := range set {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprint(&b, v)
+	}
+	return b.String()
+}
