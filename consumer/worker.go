@@ -66,7 +66,7 @@ type Worker struct {
 	revoked   []int32 // metrics partitions taken away, for the engine to forget
 
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
-	late, replayed, open, closed                                              atomic.Uint64
+	late, replayed, open, closed                                             atomic.Uint64
 }
 
 // New returns a worker. It starts nothing; Run does. extra options are appended to the Kafka

@@ -39,7 +39,9 @@ func (s *memSink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *memSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) { return nil, nil }
+func (s *memSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
+	return nil, nil
+}
 
 func (s *memSink) WriteWindows(_ context.Context, ws []*rollups.Window) error {
 	s.mu.Lock()
