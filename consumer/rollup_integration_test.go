@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
 	"time"
 
@@ -19,21 +18,8 @@ import (
 	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/producer"
-	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
-
-// RollupMergeSQL is the analysts' query (docs/analysts.md) that merges rollup rows of all source
-// partitions into one row per series, tier and window.
-const RollupMergeSQL = `
-SELECT series_id, tier, toUInt32(window_start) AS ws,
-       sum(count) AS n, sum(sum) AS total, min(min) AS lo, max(max) AS hi,
-       argMax(last, last_ts_us) AS last_value, max(last_ts_us) AS last_ts,
-       sumMap(sketch_pos_keys, sketch_pos_counts) AS pos,
-       sumMap(sketch_neg_keys, sketch_neg_counts) AS neg,
-       sum(sketch_zero) AS zero
-FROM %s.rollups FINAL
-GROUP BY series_id, tier, window_start`
 
 type env struct {
 	brokers []string
@@ -135,99 +121,6 @@ func produceMetrics(t *testing.T, e env, ms []schemas.Metric) {
 	}
 }
 
-type wkey struct {
-	series uint64
-	tier   uint32
-	start  uint32
-}
-
-type merged struct {
-	n                 uint64
-	sum, lo, hi, last float64
-	lastTS            uint64
-	sketch            rollups.Sketch
-}
-
-func readRollups(t *testing.T, e env) map[wkey]*merged {
-	t.Helper()
-	conn := testenv.OpenClickHouse(t, e.ch)
-	rows, err := conn.Query(context.Background(), fmt.Sprintf(RollupMergeSQL, e.ch.Database))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	out := map[wkey]*merged{}
-	for rows.Next() {
-		var k wkey
-		var m merged
-		var pos, neg []any
-		if err := rows.Scan(&k.series, &k.tier, &k.start, &m.n, &m.sum, &m.lo, &m.hi, &m.last, &m.lastTS, &pos, &neg, &m.sketch.Zero); err != nil {
-			t.Fatal(err)
-		}
-		m.sketch.Pos = rollups.FromArrays(pos[0].([]int32), pos[1].([]uint64))
-		m.sketch.Neg = rollups.FromArrays(neg[0].([]int32), neg[1].([]uint64))
-		out[k] = &m
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// checkRollups compares the stored rollups with a brute-force computation over ms.
-func checkRollups(t *testing.T, got map[wkey]*merged, ms []schemas.Metric, tiers []int64) {
-	t.Helper()
-	type acc struct {
-		vals   []float64
-		sum    float64
-		last   float64
-		lastTS int64
-		typ    schemas.AggregationType
-	}
-	want := map[wkey]*acc{}
-	for i := range ms {
-		m := &ms[i]
-		id := rollups.SeriesOf(m).ID
-		for _, tier := range tiers {
-			k := wkey{id, uint32(tier), uint32(m.Timestamp.Unix() / tier * tier)}
-			a := want[k]
-			if a == nil {
-				a = &acc{typ: m.AggregationType, lastTS: math.MinInt64}
-				want[k] = a
-			}
-			a.vals = append(a.vals, m.Value)
-			a.sum += m.Value
-			if ts := m.Timestamp.UnixMicro(); ts > a.lastTS || (ts == a.lastTS && m.Value > a.last) {
-				a.last, a.lastTS = m.Value, ts
-			}
-		}
-	}
-	if len(got) != len(want) {
-		t.Fatalf("%d rollup windows stored, brute force has %d", len(got), len(want))
-	}
-	for k, w := range want {
-		g := got[k]
-		if g == nil {
-			t.Fatalf("window %+v missing", k)
-		}
-		sort.Float64s(w.vals)
-		if g.n != uint64(len(w.vals)) || g.lo != w.vals[0] || g.hi != w.vals[len(w.vals)-1] || g.last != w.last ||
-			g.lastTS != uint64(w.lastTS) || math.Abs(g.sum-w.sum) > 1e-9*math.Max(1, math.Abs(w.sum)) {
-			t.Fatalf("window %+v: got n=%d sum=%v min=%v max=%v last=%v, want n=%d sum=%v min=%v max=%v last=%v",
-				k, g.n, g.sum, g.lo, g.hi, g.last, len(w.vals), w.sum, w.vals[0], w.vals[len(w.vals)-1], w.last)
-		}
-		if w.typ == schemas.Histogram {
-			for _, q := range []float64{0.5, 0.9, 0.95, 0.99} {
-				exact := w.vals[int(q*float64(len(w.vals)-1))]
-				est := math.Max(g.lo, math.Min(g.hi, g.sketch.Quantile(q)))
-				if math.Abs(est-exact) > rollups.RelativeAccuracy*math.Abs(exact)+1e-12 {
-					t.Fatalf("window %+v p%v: %v, exact %v", k, q*100, est, exact)
-				}
-			}
-		}
-	}
-}
-
 func TestRollupsExactAfterReplay(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.workerConfig(testenv.Unique("g"))
@@ -263,7 +156,7 @@ func TestRollupsExactAfterReplay(t *testing.T) {
 		t.Fatalf("stats %+v: expected replayed and late points", s)
 	}
 
-	checkRollups(t, readRollups(t, e), ms, []int64{60, 3600})
+	testenv.CheckRollups(t, testenv.ReadRollups(t, testenv.OpenClickHouse(t, e.ch), e.ch.Database), ms, []int64{60, 3600})
 	var rawCount uint64
 	conn := testenv.OpenClickHouse(t, e.ch)
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.ch.Database+".metrics FINAL").Scan(&rawCount); err != nil {

@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 PORT=${KAFKA_PORT:-19092}
 CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
 DIR=$STATE/kafka
-LIBS=$DIR/libs
+LIBS=${KAFKA_LIBS:-$DIR/libs} # KAFKA_LIBS lets several brokers share one download
 PIDFILE=$DIR/broker.pid
 
 install() {

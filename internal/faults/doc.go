@@ -1,0 +1,4 @@
+// Package faults holds Tributary's fault tests: a consumer process killed with SIGKILL mid-flow,
+// ClickHouse stopped for 30 s under load, and a broker restart under load. They run real servers
+// (private instances where a test stops one) and hold no production code.
+package faults

@@ -1,0 +1,121 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/tributary/tributary/rollups"
+	"github.com/tributary/tributary/schemas"
+)
+
+// RollupMergeSQL is the analysts' query (docs/analysts.md) that merges rollup rows of all source
+// partitions into one row per series, tier and window.
+const RollupMergeSQL = `
+SELECT series_id, tier, toUInt32(window_start) AS ws,
+       sum(count) AS n, sum(sum) AS total, min(min) AS lo, max(max) AS hi,
+       argMax(last, last_ts_us) AS last_value, max(last_ts_us) AS last_ts,
+       sumMap(sketch_pos_keys, sketch_pos_counts) AS pos,
+       sumMap(sketch_neg_keys, sketch_neg_counts) AS neg,
+       sum(sketch_zero) AS zero
+FROM %s.rollups FINAL
+GROUP BY series_id, tier, window_start`
+
+// WindowKey names a merged rollup window.
+type WindowKey struct {
+	Series uint64
+	Tier   uint32
+	Start  uint32
+}
+
+// Merged is a rollup window merged over its source partitions by RollupMergeSQL.
+type Merged struct {
+	N                 uint64
+	Sum, Lo, Hi, Last float64
+	LastTS            uint64
+	Sketch            rollups.Sketch
+}
+
+// ReadRollups reads every rollup window of database, merged over source partitions.
+func ReadRollups(t testing.TB, conn driver.Conn, database string) map[WindowKey]*Merged {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), fmt.Sprintf(RollupMergeSQL, database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[WindowKey]*Merged{}
+	for rows.Next() {
+		var k WindowKey
+		var m Merged
+		var pos, neg []any
+		if err := rows.Scan(&k.Series, &k.Tier, &k.Start, &m.N, &m.Sum, &m.Lo, &m.Hi, &m.Last, &m.LastTS, &pos, &neg, &m.Sketch.Zero); err != nil {
+			t.Fatal(err)
+		}
+		m.Sketch.Pos = rollups.FromArrays(pos[0].([]int32), pos[1].([]uint64))
+		m.Sketch.Neg = rollups.FromArrays(neg[0].([]int32), neg[1].([]uint64))
+		out[k] = &m
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// CheckRollups compares the stored rollups with a brute-force computation over ms.
+func CheckRollups(t testing.TB, got map[WindowKey]*Merged, ms []schemas.Metric, tiers []int64) {
+	t.Helper()
+	type acc struct {
+		vals   []float64
+		sum    float64
+		last   float64
+		lastTS int64
+		typ    schemas.AggregationType
+	}
+	want := map[WindowKey]*acc{}
+	for i := range ms {
+		m := &ms[i]
+		id := rollups.SeriesOf(m).ID
+		for _, tier := range tiers {
+			k := WindowKey{Series: id, Tier: uint32(tier), Start: uint32(m.Timestamp.Unix() / tier * tier)}
+			a := want[k]
+			if a == nil {
+				a = &acc{typ: m.AggregationType, lastTS: math.MinInt64}
+				want[k] = a
+			}
+			a.vals = append(a.vals, m.Value)
+			a.sum += m.Value
+			if ts := m.Timestamp.UnixMicro(); ts > a.lastTS || (ts == a.lastTS && m.Value > a.last) {
+				a.last, a.lastTS = m.Value, ts
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rollup windows stored, brute force has %d", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g == nil {
+			t.Fatalf("window %+v missing", k)
+		}
+		sort.Float64s(w.vals)
+		if g.N != uint64(len(w.vals)) || g.Lo != w.vals[0] || g.Hi != w.vals[len(w.vals)-1] || g.Last != w.last ||
+			g.LastTS != uint64(w.lastTS) || math.Abs(g.Sum-w.sum) > 1e-9*math.Max(1, math.Abs(w.sum)) {
+			t.Fatalf("window %+v: got n=%d sum=%v min=%v max=%v last=%v, want n=%d sum=%v min=%v max=%v last=%v",
+				k, g.N, g.Sum, g.Lo, g.Hi, g.Last, len(w.vals), w.sum, w.vals[0], w.vals[len(w.vals)-1], w.last)
+		}
+		if w.typ == schemas.Histogram {
+			for _, q := range []float64{0.5, 0.9, 0.95, 0.99} {
+				exact := w.vals[int(q*float64(len(w.vals)-1))]
+				est := math.Max(g.Lo, math.Min(g.Hi, g.Sketch.Quantile(q)))
+				if math.Abs(est-exact) > rollups.RelativeAccuracy*math.Abs(exact)+1e-12 {
+					t.Fatalf("window %+v p%v: %v, exact %v", k, q*100, est, exact)
+				}
+			}
+		}
+	}
+}
