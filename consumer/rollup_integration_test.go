@@ -166,3 +166,53 @@ func TestRollupsExactAfterReplay(t *testing.T) {
 		t.Fatalf("raw metrics: %d rows with FINAL, want %d", rawCount, len(ms))
 	}
 }
+
+// Several workers in one group share the partitions; together they store everything exactly once.
+func TestWorkersShareThePartitions(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.workerConfig(testenv.Unique("g"))
+	cfg.RollupMaxWindows = 100000
+	ms := genMetrics(rand.New(rand.NewPCG(21, 22)), 20000, cfg.RollupLateness)
+	w1, stop1 := startWorker(t, e, cfg)
+	w2, stop2 := startWorker(t, e, cfg)
+	w3, stop3 := startWorker(t, e, cfg)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitFor(t, "three group members with partitions", 60*time.Second, func() bool {
+		groups, err := adm.DescribeGroups(context.Background(), cfg.Group)
+		if err != nil {
+			return false
+		}
+		g := groups[cfg.Group]
+		if g.State != "Stable" || len(g.Members) != 3 {
+			return false
+		}
+		withParts := 0
+		for _, m := range g.Members {
+			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+				withParts++
+			}
+		}
+		return withParts >= 2
+	})
+	produceMetrics(t, e, ms)
+	total := func() uint64 { return w1.Stats().Written + w2.Stats().Written + w3.Stats().Written }
+	waitFor(t, "the workers to store every point", 90*time.Second, func() bool { return total() >= uint64(len(ms)) })
+	stop1()
+	stop2()
+	stop3()
+	busy := 0
+	for _, w := range []*consumer.Worker{w1, w2, w3} {
+		if w.Stats().Consumed > 0 {
+			busy++
+		}
+	}
+	if busy < 2 {
+		t.Fatalf("only %d of 3 workers consumed anything: partitions were not shared", busy)
+	}
+	testenv.CheckRollups(t, testenv.ReadRollups(t, testenv.OpenClickHouse(t, e.ch), e.ch.Database), ms, []int64{60, 3600})
+}

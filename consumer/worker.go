@@ -61,6 +61,7 @@ type Worker struct {
 	codec  *schemas.Codec
 	opts   []kgo.Opt
 	engine *rollups.Engine // nil when rollups are off; used only by Run's goroutine
+	inst   *instruments
 
 	revokedMu sync.Mutex
 	revoked   []int32 // metrics partitions taken away, for the engine to forget
@@ -79,7 +80,7 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, store: store, log: log, codec: codec}
+	w := &Worker{cfg: cfg, store: store, log: log, codec: codec, inst: newInstruments()}
 	if cfg.EnableRollups {
 		if w.engine, err = rollups.New(cfg.RollupConfig()); err != nil {
 			return nil, err
@@ -154,6 +155,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 		w.forgetRevoked()
 		now := time.Now().UTC().Truncate(time.Second)
+		fetches.EachPartition(w.inst.noteLag)
 		fetches.EachRecord(func(r *kgo.Record) {
 			if b.Len() == 0 {
 				deadline = time.Now().Add(w.cfg.BatchInterval)
@@ -258,6 +260,8 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	}
 	w.written.Add(uint64(len(b.Events.EventID) + len(b.Metrics.MetricID)))
 	w.batches.Add(1)
+	w.inst.batchRecords.Observe(float64(b.Len()))
+	defer w.inst.observeStage("commit", time.Now())
 	if err := cl.CommitRecords(ctx, b.commitList()...); err != nil {
 		// Everything is stored; a replay would write rows with the same identity, which the tables
 		// collapse, and rollup windows skip points they counted. Log and go on.
@@ -271,15 +275,22 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 // store1 makes one attempt at every stage of storing b not yet done: raw rows, rollup windows,
 // then the outbox (dead letters and published rollups).
 func (w *Worker) store1(ctx context.Context, cl *kgo.Client, b *Batch) error {
+	start := time.Now()
 	if err := w.store.Write(ctx, b); err != nil {
 		return err
 	}
+	if b.Len() > 0 {
+		w.inst.observeStage("raw", start)
+	}
 	if w.engine != nil && !b.rollupsWritten {
+		start = time.Now()
 		if err := w.rollUp(ctx, b); err != nil {
 			return err
 		}
+		w.inst.observeStage("rollups", start)
 	}
 	if len(b.outbox) > 0 && !b.outboxSent {
+		defer w.inst.observeStage("outbox", time.Now())
 		if err := cl.ProduceSync(ctx, b.outbox...).FirstErr(); err != nil {
 			return fmt.Errorf("produce %d dead-letter and rollup records: %w", len(b.outbox), err)
 		}

@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary/tributary/internal/observe"
 )
 
 // Server answers HTTP queries over the raw events and metrics tables. Handler is safe for concurrent
@@ -20,6 +24,10 @@ type Server struct {
 	cfg  Config
 	conn driver.Conn
 	log  *slog.Logger
+
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
 }
 
 // New returns a server that queries through conn (which should log in as a read-only user).
@@ -27,7 +35,40 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, conn: conn, log: log}, nil
+	s := &Server{cfg: cfg, conn: conn, log: log, reg: observe.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_query_requests_total", Help: "Query API requests by endpoint and HTTP status.",
+		}, []string{"endpoint", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tributary_query_request_seconds", Help: "Query API request time by endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 14),
+		}, []string{"endpoint"}),
+	}
+	s.reg.MustRegister(s.requests, s.latency)
+	return s, nil
+}
+
+// Registry is the service's Prometheus registry, served on /metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h(sw, r)
+		s.requests.WithLabelValues(endpoint, strconv.Itoa(sw.status)).Inc()
+		s.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	}
 }
 
 // Handler returns the HTTP API:
@@ -37,14 +78,12 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Server, error) {
 //	GET /v1/metrics  name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
 //	GET /healthz     the process is up
 //	GET /readyz      ClickHouse answers
+//	GET /metrics     Prometheus metrics
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("GET /v1/metrics", s.metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.HandleFunc("GET /v1/events", s.instrument("events", s.events))
+	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.metrics))
+	observe.Mount(mux, s.reg, map[string]observe.Check{"clickhouse": s.conn.Ping})
 	return mux
 }
 
@@ -72,16 +111,6 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		return fmt.Errorf("query service: shutdown: %w", err)
 	}
 	return nil
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.conn.Ping(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "clickhouse: " + err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // errorBody is every error answer: the message, and the parameter at fault for a 400.

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,4 +219,25 @@ func head(s []string) []string {
 		return s[:5]
 	}
 	return s
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	f := newFixture(t)
+	if _, _, err := f.client.QueryEvents(context.Background(), query.Filter{Limit: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/healthz": `"ok"`, "/readyz": `"ready"`,
+		"/metrics": `tributary_query_requests_total{endpoint="events",status="200"} 1`,
+	} {
+		resp, err := http.Get(f.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: HTTP %d, body lacks %s", path, resp.StatusCode, want)
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/query"
 )
@@ -69,7 +68,7 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		cells := strings.Split(line, "|")
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	specs := []any{&LogConfig{}, &migrateConfig{}, &consumer.Config{}, &query.Config{}, &producer.Config{}, &demoConfig{}}
+	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &demoConfig{}}
 	seen := 0
 	for _, spec := range specs {
 		var buf bytes.Buffer

@@ -3,10 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/observe"
 	"github.com/tributary/tributary/query"
 )
 
@@ -74,14 +79,21 @@ throughput; they share the partitions. SIGINT/SIGTERM writes the batch in hand, 
 Settings: TRIBUTARY_KAFKA_*, TRIBUTARY_CLICKHOUSE_*, TRIBUTARY_CONSUMER_* (see the README).
 `
 
+type consumerRole struct {
+	consumer.Config
+	// MetricsListen serves /metrics, /healthz and /readyz; empty turns it off.
+	MetricsListen string `envconfig:"CONSUMER_METRICS_LISTEN" default:"127.0.0.1:9464"`
+}
+
 func runConsumer(ctx context.Context, env *Env, args []string) error {
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	var cfg consumer.Config
-	if err := loadConfig(&cfg); err != nil {
+	var role consumerRole
+	if err := loadConfig(&role); err != nil {
 		return err
 	}
+	cfg := role.Config
 	conn, err := chdb.Open(ctx, cfg.ClickHouse, true)
 	if err != nil {
 		return err
@@ -94,6 +106,30 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 	w, err := consumer.New(cfg, sink, env.Log)
 	if err != nil {
 		return err
+	}
+	if role.MetricsListen != "" {
+		reg := observe.NewRegistry()
+		if err := w.Register(reg); err != nil {
+			return err
+		}
+		kc, err := kgo.NewClient(cfg.Kafka.ClientOpts()...)
+		if err != nil {
+			return err
+		}
+		defer kc.Close()
+		mux := http.NewServeMux()
+		observe.Mount(mux, reg, map[string]observe.Check{"clickhouse": conn.Ping, "kafka": kc.Ping})
+		ready := make(chan string, 1)
+		go func() {
+			if err := observe.Serve(ctx, role.MetricsListen, mux, ready); err != nil {
+				env.Log.Error("metrics endpoint", "err", err)
+			}
+		}()
+		select {
+		case addr := <-ready:
+			env.Log.Info("metrics endpoint listening", "addr", "http://"+addr+"/metrics")
+		case <-time.After(5 * time.Second):
+		}
 	}
 	env.Log.Info("consumer started", "brokers", cfg.Kafka.Brokers, "group", cfg.Group, "clickhouse", cfg.ClickHouse.Addr)
 	err = w.Run(ctx)

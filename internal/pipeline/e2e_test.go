@@ -186,6 +186,31 @@ func TestEndToEnd(t *testing.T) {
 	if s := stack.Worker.Stats(); s.Poison != uint64(len(poison)) || s.Written != 2*n || s.Windows == 0 {
 		t.Fatalf("worker stats %+v", s)
 	}
+	// The worker's self-metrics say the same.
+	families, err := stack.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				got[f.GetName()] += c.GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"tributary_consumer_records_written_total": 2 * n,
+		"tributary_consumer_dead_letters_total":    float64(len(poison)),
+	} {
+		if got[name] != want {
+			t.Errorf("metric %s = %v, want %v", name, got[name], want)
+		}
+	}
+	if got["tributary_kafka_read_bytes_total"] == 0 || got["tributary_rollup_windows_written_total"] == 0 {
+		t.Errorf("kafka client or rollup metrics missing: %v", got)
+	}
+
 	// The poison records are on the dead-letter topic, byte for byte.
 	dlq, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics[3]), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {

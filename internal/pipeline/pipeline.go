@@ -10,16 +10,19 @@ import (
 	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/observe"
 	"github.com/tributary/tributary/query"
 )
 
 // Stack is a running consumer worker and query service.
 type Stack struct {
 	Worker   *consumer.Worker
-	QueryURL string // http://host:port of the query service
+	QueryURL string               // http://host:port of the query service
+	Metrics  *prometheus.Registry // the worker's metrics
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -44,6 +47,10 @@ func Start(ctx context.Context, ccfg consumer.Config, qcfg query.Config, log *sl
 	sink, err := consumer.NewClickHouseSink(wconn, ccfg.ClickHouse.Database)
 	if err == nil {
 		s.Worker, err = consumer.New(ccfg, sink, log.With("component", "consumer"))
+	}
+	if err == nil {
+		s.Metrics = observe.NewRegistry()
+		err = s.Worker.Register(s.Metrics)
 	}
 	var qs *query.Server
 	if err == nil {
