@@ -55,19 +55,19 @@ type statsCollector struct {
 }
 
 var counterHelp = map[string]string{
-	"tributary_consumer_records_consumed_total":  "Kafka records polled.",
-	"tributary_consumer_records_written_total":   "Events and metrics stored in ClickHouse.",
-	"tributary_consumer_dead_letters_total":      "Records that did not decode or validate, sent to the dead-letter topic.",
-	"tributary_consumer_batches_total":           "Batches stored and committed.",
-	"tributary_consumer_batch_retries_total":     "Failed attempts to store a batch (retried).",
-	"tributary_consumer_commits_total":           "Successful offset commits.",
-	"tributary_rollup_windows_written_total":     "Rollup window rows written.",
-	"tributary_rollup_windows_published_total":   "Rollup windows published on the rollups topic.",
-	"tributary_rollup_late_points_total":         "Metric points whose minute window had already closed (still counted).",
-	"tributary_rollup_replayed_points_total":     "Point contributions skipped because their window had counted them already.",
-	"tributary_rollup_windows_closed_total":      "Rollup windows closed by the watermark.",
-	"tributary_rollup_windows_open":              "Rollup windows held in memory.",
-	"tributary_consumer_lag":                     "Records between the last polled record and the high watermark, per partition.",
+	"tributary_consumer_records_consumed_total": "Kafka records polled.",
+	"tributary_consumer_records_written_total":  "Events and metrics stored in ClickHouse.",
+	"tributary_consumer_dead_letters_total":     "Records that did not decode or validate, sent to the dead-letter topic.",
+	"tributary_consumer_batches_total":          "Batches stored and committed.",
+	"tributary_consumer_batch_retries_total":    "Failed attempts to store a batch (retried).",
+	"tributary_consumer_commits_total":          "Successful offset commits.",
+	"tributary_rollup_windows_written_total":    "Rollup window rows written.",
+	"tributary_rollup_windows_published_total":  "Rollup windows published on the rollups topic.",
+	"tributary_rollup_late_points_total":        "Metric points whose minute window had already closed (still counted).",
+	"tributary_rollup_replayed_points_total":    "Point contributions skipped because their window had counted them already.",
+	"tributary_rollup_windows_closed_total":     "Rollup windows closed by the watermark.",
+	"tributary_rollup_windows_open":             "Rollup windows held in memory.",
+	"tributary_consumer_lag":                    "Records between the last polled record and the high watermark, per partition.",
 }
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
