@@ -19,6 +19,9 @@ type Batch struct {
 	Points []rollups.Point
 	// outbox holds records to produce before the commit: dead letters, then published rollups.
 	outbox []*kgo.Record
+	// revoked lists metrics partitions taken away before this batch was polled: the rollup engine
+	// forgets them before it counts the batch.
+	revoked []int32
 
 	records int // Kafka records covered, poison included
 	bytes   int

@@ -27,7 +27,7 @@ type env struct {
 	ch      chdb.Config
 }
 
-func newEnv(t *testing.T) env {
+func newEnv(t testing.TB) env {
 	brokers := testenv.KafkaBrokers(t)
 	topics := testenv.Topics(t, brokers, 4, "events", "metrics", "rollups", "dlq")
 	return env{brokers: brokers, ch: testenv.ClickHouse(t), kcfg: kafka.Config{
@@ -46,7 +46,7 @@ func (e env) workerConfig(group string) consumer.Config {
 	}
 }
 
-func startWorker(t *testing.T, e env, cfg consumer.Config) (*consumer.Worker, func()) {
+func startWorker(t testing.TB, e env, cfg consumer.Config) (*consumer.Worker, func()) {
 	t.Helper()
 	conn := testenv.OpenClickHouse(t, e.ch)
 	sink, err := consumer.NewClickHouseSink(conn, e.ch.Database)

@@ -120,9 +120,14 @@ func (w *Worker) Stats() Stats {
 	}
 }
 
-// Run consumes until ctx ends, then stores and commits the batch in hand (bounded by
-// ShutdownTimeout), leaves the group and returns. While the store refuses a batch, Run retries with
-// capped exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
+// Run consumes until ctx ends, then stores and commits what it holds (bounded by ShutdownTimeout),
+// leaves the group and returns. While the store refuses a batch, Run retries with capped
+// exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
+//
+// Decoding and storing overlap: while a writer goroutine stores batch N, the poll loop gathers and
+// decodes batch N+1 (at most one batch in flight). A rebalance may happen while a batch is in flight:
+// its raw rows collapse on their identity and its rollup rows are versioned by source offset, so
+// whichever owner writes last, nothing is counted twice or lost.
 func (w *Worker) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(w.opts...)
 	if err != nil {
@@ -132,6 +137,25 @@ func (w *Worker) Run(ctx context.Context) error {
 		cl.AllowRebalance() // leaving the group waits for a blocked rebalance
 		cl.Close()
 	}()
+
+	jobs := make(chan *Batch)
+	results := make(chan flushResult, 1)
+	go func() {
+		for b := range jobs {
+			results <- flushResult{b, w.flush(ctx, cl, b)}
+		}
+	}()
+	defer close(jobs)
+	var inflight bool
+	wait := func() (failed *Batch) {
+		if inflight {
+			inflight = false
+			if r := <-results; r.err != nil {
+				return r.b
+			}
+		}
+		return nil
+	}
 
 	b := newBatch()
 	var deadline time.Time // when the batch in hand must be stored
@@ -146,14 +170,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		fetches := cl.PollRecords(pollCtx, w.cfg.BatchMaxRecords-b.Len())
 		cancel()
 		if fetches.IsClientClosed() {
-			return nil
+			return w.shutdown(cl, wait(), b)
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				w.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})
-		w.forgetRevoked()
+		b.revoked = append(b.revoked, w.takeRevoked()...)
 		now := time.Now().UTC().Truncate(time.Second)
 		fetches.EachPartition(w.inst.noteLag)
 		fetches.EachRecord(func(r *kgo.Record) {
@@ -163,18 +187,16 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.add(b, r, now)
 		})
 		if ctx.Err() != nil {
-			return w.shutdown(cl, b)
+			return w.shutdown(cl, wait(), b)
 		}
 		due := b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !time.Now().Before(deadline)
-		if b.Len() > 0 && due {
-			if err := w.flush(ctx, cl, b); err != nil {
-				return w.shutdown(cl, b)
+		idle := b.Len() == 0 && w.engine != nil // an empty batch closes windows of idle partitions
+		if (b.Len() > 0 && due) || idle {
+			if failed := wait(); failed != nil {
+				return w.shutdown(cl, failed, b)
 			}
-			b = newBatch()
-		} else if b.Len() == 0 && w.engine != nil {
-			if err := w.flush(ctx, cl, b); err != nil { // closes idle windows; commits nothing
-				return w.shutdown(cl, b)
-			}
+			jobs <- b
+			inflight = true
 			b = newBatch()
 		}
 		if b.Len() == 0 {
@@ -183,16 +205,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Worker) forgetRevoked() {
+type flushResult struct {
+	b   *Batch
+	err error
+}
+
+func (w *Worker) takeRevoked() []int32 {
 	w.revokedMu.Lock()
+	defer w.revokedMu.Unlock()
 	revoked := w.revoked
 	w.revoked = nil
-	w.revokedMu.Unlock()
-	if w.engine != nil {
-		for _, p := range revoked {
-			w.engine.Forget(p)
-		}
-	}
+	return revoked
 }
 
 // add decodes r into b. A record that does not decode or validate goes to the dead-letter topic
@@ -272,18 +295,27 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	return nil
 }
 
-// store1 makes one attempt at every stage of storing b not yet done: raw rows, rollup windows,
-// then the outbox (dead letters and published rollups).
+// store1 makes one attempt at every stage of storing b not yet done. The raw rows go in
+// concurrently with the rollup chain (load and write windows, then produce dead letters and
+// published rollups): they touch different tables and different parts of b, and both must succeed
+// before the commit.
 func (w *Worker) store1(ctx context.Context, cl *kgo.Client, b *Batch) error {
-	start := time.Now()
-	if err := w.store.Write(ctx, b); err != nil {
-		return err
-	}
-	if b.Len() > 0 {
-		w.inst.observeStage("raw", start)
-	}
+	raw := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		err := w.store.Write(ctx, b)
+		if err == nil && b.Len() > 0 {
+			w.inst.observeStage("raw", start)
+		}
+		raw <- err
+	}()
+	err := w.rollUpAndPublish(ctx, cl, b)
+	return errors.Join(<-raw, err)
+}
+
+func (w *Worker) rollUpAndPublish(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	if w.engine != nil && !b.rollupsWritten {
-		start = time.Now()
+		start := time.Now()
 		if err := w.rollUp(ctx, b); err != nil {
 			return err
 		}
@@ -308,6 +340,9 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	e := w.engine
 	now := time.Now()
 	if !b.rollupsApplied {
+		for _, p := range b.revoked {
+			e.Forget(p) // taken away before this batch's records were polled
+		}
 		missing := e.Missing(b.Points)
 		found, err := w.store.LoadWindows(ctx, missing)
 		if err != nil {
@@ -365,16 +400,18 @@ func (w *Worker) rollupRecord(win *rollups.Window, final bool) *kgo.Record {
 	return &kgo.Record{Topic: w.cfg.Kafka.RollupsTopic, Key: key, Value: value}
 }
 
-// shutdown stores and commits what b holds, bounded by ShutdownTimeout. What it cannot store stays
-// uncommitted and is consumed again by the next owner of the partitions.
-func (w *Worker) shutdown(cl *kgo.Client, b *Batch) error {
-	if b.Len() == 0 {
-		return nil
-	}
+// shutdown stores and commits the batches still held, in order, bounded by ShutdownTimeout. What
+// it cannot store stays uncommitted and is consumed again by the next owner of the partitions.
+func (w *Worker) shutdown(cl *kgo.Client, batches ...*Batch) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := w.flush(ctx, cl, b); err != nil {
-		return fmt.Errorf("consumer shutdown: %w (left uncommitted, will be consumed again)", err)
+	for _, b := range batches {
+		if b == nil || b.Len() == 0 {
+			continue
+		}
+		if err := w.flush(ctx, cl, b); err != nil {
+			return fmt.Errorf("consumer shutdown: %w (left uncommitted, will be consumed again)", err)
+		}
 	}
 	return nil
 }
