@@ -23,6 +23,9 @@ type Config struct {
 	BatchMaxRecords int           `envconfig:"CONSUMER_BATCH_MAX_RECORDS" default:"50000"`
 	BatchMaxBytes   int           `envconfig:"CONSUMER_BATCH_MAX_BYTES" default:"33554432"`
 	BatchInterval   time.Duration `envconfig:"CONSUMER_BATCH_INTERVAL" default:"1s"`
+	// FetchMaxBytes bounds one fetch response from Kafka (compressed: telemetry often expands 5-10x
+	// when decompressed, so this drives memory more than the batch size does).
+	FetchMaxBytes int32 `envconfig:"CONSUMER_FETCH_MAX_BYTES" default:"4194304"`
 	// RetryBackoffMax caps the wait between attempts to write a batch that ClickHouse refused.
 	RetryBackoffMax time.Duration `envconfig:"CONSUMER_RETRY_BACKOFF_MAX" default:"10s"`
 	// ShutdownTimeout bounds the final flush and commit when the worker stops.
@@ -62,6 +65,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("consumer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
 	case c.BatchInterval <= 0:
 		return fmt.Errorf("consumer batch interval %v: must be positive", c.BatchInterval)
+	case c.FetchMaxBytes < 1<<16:
+		return fmt.Errorf("consumer fetch max bytes %d: must be at least 65536", c.FetchMaxBytes)
 	case c.RetryBackoffMax <= 0:
 		return fmt.Errorf("consumer retry backoff max %v: must be positive", c.RetryBackoffMax)
 	case c.ShutdownTimeout <= 0:

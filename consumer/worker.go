@@ -97,7 +97,8 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 		kgo.OnPartitionsRevoked(lost),
 		kgo.OnPartitionsLost(lost),
 		kgo.FetchMaxWait(250*time.Millisecond),
-		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(min(cfg.FetchMaxBytes, 1<<20)),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
 	w.opts = append(w.opts, extra...)
