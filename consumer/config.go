@@ -57,6 +57,10 @@ func (c Config) Validate() error {
 		return err
 	}
 	switch {
+	case c.Kafka.DLQTopic == "":
+		return errors.New("kafka dlq topic: empty (the consumer sends records it cannot decode there)")
+	case c.EnableRollups && c.Kafka.RollupsTopic == "":
+		return errors.New("kafka rollups topic: empty (rollups are enabled)")
 	case c.Group == "":
 		return errors.New("consumer group: empty")
 	case c.BatchMaxRecords < 1:

@@ -37,8 +37,8 @@ func (c Config) Validate() error {
 	switch {
 	case len(c.Brokers) == 0 || c.Brokers[0] == "":
 		return errors.New("kafka brokers: empty")
-	case c.EventsTopic == "" || c.MetricsTopic == "" || c.RollupsTopic == "" || c.DLQTopic == "":
-		return errors.New("kafka topics: events, metrics, rollups and dlq topic names must be set")
+	case c.EventsTopic == "" || c.MetricsTopic == "":
+		return errors.New("kafka topics: events and metrics topic names must be set")
 	case c.TopicPartitions < 1:
 		return fmt.Errorf("kafka topic partitions %d: must be at least 1", c.TopicPartitions)
 	case c.TopicReplication < 1:
@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 	}
 	seen := map[string]string{}
 	for _, t := range [][2]string{{"events", c.EventsTopic}, {"metrics", c.MetricsTopic}, {"rollups", c.RollupsTopic}, {"dlq", c.DLQTopic}} {
+		if t[1] == "" {
+			continue
+		}
 		if other, ok := seen[t[1]]; ok {
 			return fmt.Errorf("kafka topics: %s and %s share the topic %q", other, t[0], t[1])
 		}
@@ -64,9 +67,15 @@ func (c Config) ClientOpts() []kgo.Opt {
 	return []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
 }
 
-// Topics returns every topic Tributary uses.
+// Topics returns every topic Tributary uses that is named.
 func (c Config) Topics() []string {
-	return []string{c.EventsTopic, c.MetricsTopic, c.RollupsTopic, c.DLQTopic}
+	var out []string
+	for _, t := range []string{c.EventsTopic, c.MetricsTopic, c.RollupsTopic, c.DLQTopic} {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // EnsureTopics creates the events, metrics, rollups and dead-letter topics if they are missing.
