@@ -4,12 +4,14 @@
 #
 #   deploy/kafka.sh install|start|stop|status|reset
 #
-# Ports (loopback only): KAFKA_PORT (default 19092), KAFKA_CONTROLLER_PORT (default 19093).
+# Ports (loopback only): KAFKA_PORT (default 19092), KAFKA_CONTROLLER_PORT (default 19093),
+# KAFKA_SASL_PORT (default 19094, SASL_PLAINTEXT with PLAIN and SCRAM; test credentials).
 # KAFKA_HEAP (default 1g). start is idempotent: it returns at once when the broker already answers.
 source "$(dirname "$0")/lib.sh"
 
 PORT=${KAFKA_PORT:-19092}
 CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+SASL_PORT=${KAFKA_SASL_PORT:-19094} # SASL_PLAINTEXT: user tributary, password tributary-secret
 DIR=$STATE/kafka
 LIBS=${KAFKA_LIBS:-$DIR/libs} # KAFKA_LIBS lets several brokers share one download
 PIDFILE=$DIR/broker.pid
@@ -40,14 +42,24 @@ start() {
 	install
 	port_open 127.0.0.1 "$PORT" && die "port $PORT is taken by another process; set KAFKA_PORT"
 	mkdir -p "$DIR/log" "$DIR/data"
-	sed -e "s#@STATE@#$DIR#g" -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
+	sed -e "s#@STATE@#$DIR#g" -e "s#@PORT@#$PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" -e "s#@SASL_PORT@#$SASL_PORT#g" \
 		"$ROOT/deploy/kafka/server.properties.tmpl" >"$DIR/server.properties"
+	# Test-only storage: when the broker template changes (listeners, SCRAM users), start afresh.
+	local stamp
+	stamp=$(cksum <"$ROOT/deploy/kafka/server.properties.tmpl")
+	if [ -f "$DIR/data/meta.properties" ] && [ "$(cat "$DIR/format.stamp" 2>/dev/null)" != "$stamp" ]; then
+		log "broker template changed; reformatting $DIR/data"
+		rm -rf "$DIR/data" && mkdir -p "$DIR/data"
+	fi
 	if [ ! -f "$DIR/data/meta.properties" ]; then
 		local id
 		id=$(java_run kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
 		log "formatting KRaft storage (cluster $id)"
-		java_run kafka.tools.StorageTool format --standalone -t "$id" -c "$DIR/server.properties" >"$DIR/log/format.log" 2>&1 ||
+		java_run kafka.tools.StorageTool format --standalone -t "$id" -c "$DIR/server.properties" \
+			--add-scram 'SCRAM-SHA-256=[name=tributary,password=tributary-secret]' \
+			--add-scram 'SCRAM-SHA-512=[name=tributary,password=tributary-secret]' >"$DIR/log/format.log" 2>&1 ||
 			{ tail -n 20 "$DIR/log/format.log" >&2; die "kafka-storage format failed"; }
+		echo "$stamp" >"$DIR/format.stamp"
 	fi
 	log "starting Kafka on 127.0.0.1:$PORT (controller $CONTROLLER_PORT); logs in $DIR/log"
 	nohup java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/log/stdout.log" 2>&1 &

@@ -86,9 +86,9 @@ func privateKafka(t *testing.T) *server {
 	if state == "" {
 		state = filepath.Join(root, ".state")
 	}
-	port, ctrl := freePort(t), freePort(t)
+	port, ctrl, saslPort := freePort(t), freePort(t), freePort(t)
 	s := &server{t: t, script: filepath.Join(root, "deploy/kafka.sh"), Addr: fmt.Sprintf("127.0.0.1:%d", port), env: []string{
-		fmt.Sprintf("KAFKA_PORT=%d", port), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", ctrl), "KAFKA_HEAP=512m",
+		fmt.Sprintf("KAFKA_PORT=%d", port), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", ctrl), fmt.Sprintf("KAFKA_SASL_PORT=%d", saslPort), "KAFKA_HEAP=512m",
 		"TRIBUTARY_STATE_DIR=" + t.TempDir(), "KAFKA_LIBS=" + filepath.Join(state, "kafka/libs"),
 	}}
 	s.Start()

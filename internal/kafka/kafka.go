@@ -4,13 +4,19 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Config says how to reach Kafka and which topics carry records. Read from the environment with the
@@ -27,6 +33,18 @@ type Config struct {
 	// not decode or validate, with the reason in headers.
 	RollupsTopic string `envconfig:"ROLLUPS_TOPIC" default:"tributary.rollups.v1"`
 	DLQTopic     string `envconfig:"DLQ_TOPIC" default:"tributary.dlq.v1"`
+	// TLS turns on TLS to the brokers; TLSCAFile (PEM) replaces the system roots; TLSCertFile and
+	// TLSKeyFile give a client certificate; TLSServerName overrides the name checked.
+	TLS           bool   `envconfig:"TLS" default:"false"`
+	TLSCAFile     string `envconfig:"TLS_CA_FILE" default:""`
+	TLSCertFile   string `envconfig:"TLS_CERT_FILE" default:""`
+	TLSKeyFile    string `envconfig:"TLS_KEY_FILE" default:""`
+	TLSServerName string `envconfig:"TLS_SERVER_NAME" default:""`
+	// SASLMechanism is empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, with SASLUser and
+	// SASLPassword.
+	SASLMechanism string `envconfig:"SASL_MECHANISM" default:""`
+	SASLUser      string `envconfig:"SASL_USER" default:""`
+	SASLPassword  string `envconfig:"SASL_PASSWORD" default:""`
 	// TopicPartitions and TopicReplication are used when migrate creates missing topics.
 	TopicPartitions  int32 `envconfig:"TOPIC_PARTITIONS" default:"8"`
 	TopicReplication int16 `envconfig:"TOPIC_REPLICATION" default:"1"`
@@ -54,6 +72,18 @@ func (c Config) Validate() error {
 		}
 		seen[t[1]] = t[0]
 	}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.SASLUser == "" {
+			return fmt.Errorf("kafka sasl user: empty with mechanism %s", c.SASLMechanism)
+		}
+	default:
+		return fmt.Errorf("kafka sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+	}
+	if _, err := c.tlsConfig(); err != nil {
+		return err
+	}
 	for _, b := range c.Brokers {
 		if !strings.Contains(b, ":") {
 			return fmt.Errorf("kafka broker %q: want host:port", b)
@@ -62,9 +92,55 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ClientOpts returns the connection options common to every client.
+// ClientOpts returns the connection options common to every client: brokers, client id, TLS and
+// SASL. Call Validate first; a TLS file that cannot be read is reported by Validate.
 func (c Config) ClientOpts() []kgo.Opt {
-	return []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...), kgo.ClientID(c.ClientID)}
+	if tc, err := c.tlsConfig(); err == nil && tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if m := c.saslMechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts
+}
+
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls ca file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka tls ca file %s: no PEM certificates", c.TLSCAFile)
+		}
+	}
+	if c.TLSCertFile != "" || c.TLSKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (c Config) saslMechanism() sasl.Mechanism {
+	auth := scram.Auth{User: c.SASLUser, Pass: c.SASLPassword}
+	switch strings.ToUpper(c.SASLMechanism) {
+	case "PLAIN":
+		return plain.Auth{User: c.SASLUser, Pass: c.SASLPassword}.AsMechanism()
+	case "SCRAM-SHA-256":
+		return auth.AsSha256Mechanism()
+	case "SCRAM-SHA-512":
+		return auth.AsSha512Mechanism()
+	}
+	return nil
 }
 
 // Topics returns every topic Tributary uses that is named.

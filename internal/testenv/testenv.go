@@ -23,6 +23,7 @@ import (
 const (
 	KafkaEnv      = "TRIBUTARY_TEST_KAFKA_BROKERS"
 	ClickHouseEnv = "TRIBUTARY_TEST_CLICKHOUSE_ADDR"
+	KafkaSASLEnv  = "TRIBUTARY_TEST_KAFKA_SASL_BROKERS"
 )
 
 func need(t testing.TB, env string) string {
@@ -42,6 +43,12 @@ func Unique(prefix string) string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// KafkaSASLBrokers returns the real broker's SASL_PLAINTEXT listener (user tributary, password
+// tributary-secret; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512).
+func KafkaSASLBrokers(t testing.TB) []string {
+	return strings.Split(need(t, KafkaSASLEnv), ",")
 }
 
 // KafkaBrokers returns the real broker's addresses.
