@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -20,13 +21,16 @@ import (
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("producer: client closed")
-	// ErrBufferFull is returned when MaxBufferedRecords records wait for Kafka and the call's context
-	// ended before one was acknowledged.
+	// ErrBufferFull is returned under the block policy when MaxBufferedRecords records wait for
+	// Kafka and none was acknowledged within BufferFullTimeout or the call's context.
 	ErrBufferFull = errors.New("producer: buffer full")
+	// ErrAttributeLimit reports attributes over the configured limits; the message names the key.
+	ErrAttributeLimit = errors.New("attribute limit exceeded")
 )
 
 // Event and Metric are the records a Client sends; see the schemas package. Fields the caller leaves
-// empty are filled in: EventID/MetricID (a UUIDv7), Timestamp (now), and the Source from Config.
+// empty are filled in: EventID/MetricID (a UUIDv7), Timestamp (now), TraceID and SpanID (from the
+// context, see WithSpan), and the Source from Config.
 type (
 	Event  = schemas.Event
 	Metric = schemas.Metric
@@ -34,11 +38,15 @@ type (
 
 // Stats counts what a Client did since it was made.
 type Stats struct {
-	Accepted uint64 // records validated and handed to the Kafka client
-	Sent     uint64 // records acknowledged by Kafka
-	Failed   uint64 // records Kafka finally refused (reported by Flush)
-	Disabled uint64 // records discarded because their kind is switched off
-	Buffered int64  // records accepted and not yet acknowledged
+	Accepted          uint64 // records validated and handed to the Kafka client
+	Sent              uint64 // records acknowledged by Kafka
+	Failed            uint64 // records Kafka finally refused (reported by Flush)
+	Disabled          uint64 // records discarded because their kind is switched off
+	Sampled           uint64 // records discarded because their trace was sampled out
+	DroppedBufferFull uint64 // records discarded by the drop policy on a full buffer
+	Invalid           uint64 // records refused with a validation error
+	Buffered          int64  // records accepted and not yet acknowledged
+	BufferedBytes     int64  // their encoded bytes
 }
 
 // Client records events and metrics and sends them to Kafka asynchronously, batched per partition,
@@ -48,8 +56,9 @@ type Client struct {
 	kc    *kgo.Client
 	codec *schemas.Codec
 	src   schemas.Source
+	keep  uint64 // traces whose hash is below this are kept
 
-	// closeMu is held shared by every Record call from its closed check until the record is in the
+	// closeMu is held shared by every Record call from its closed check until the records are in the
 	// Kafka client, and exclusively by Close, so Close never flushes while a record is half-queued.
 	closeMu sync.RWMutex
 	closed  bool
@@ -57,7 +66,8 @@ type Client struct {
 	once    sync.Once
 	slots   chan struct{} // one per record accepted and not yet answered by Kafka
 
-	accepted, sent, failed, disabled atomic.Uint64
+	accepted, sent, failed, disabled, sampled, dropped, invalid atomic.Uint64
+	bufferedBytes                                               atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error // first delivery failure since the last Flush
@@ -76,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	comp, _ := compression(cfg.Compression)
 	opts := append(cfg.Kafka.ClientOpts(),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // with the idempotent producer, kgo's default
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords+1), // slots bound it first; kgo must never block
 		kgo.ProduceRequestTimeout(30*time.Second),
 		kgo.ProducerLinger(cfg.Linger),
@@ -92,8 +102,13 @@ func New(cfg Config) (*Client, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
+	keep := ^uint64(0)
+	if cfg.SampleRate < 1 {
+		keep = uint64(cfg.SampleRate * (1 << 63) * 2)
+	}
 	return &Client{
-		cfg: cfg, kc: kc, codec: codec, slots: make(chan struct{}, cfg.MaxBufferedRecords), done: make(chan struct{}),
+		cfg: cfg, kc: kc, codec: codec, keep: keep,
+		slots: make(chan struct{}, cfg.MaxBufferedRecords), done: make(chan struct{}),
 		src: schemas.Source{Tenant: cfg.Tenant, Service: cfg.Service, Host: host},
 	}, nil
 }
@@ -114,67 +129,183 @@ func compression(name string) (kgo.CompressionCodec, error) {
 	return kgo.NoCompression(), fmt.Errorf("producer compression %q: want none, gzip, snappy, lz4 or zstd", name)
 }
 
+// Sampled reports whether records of traceID are kept at the configured SampleRate. Every process
+// with the same rate decides the same way.
+func (c *Client) Sampled(traceID string) bool {
+	return traceID == "" || c.keep == ^uint64(0) || xxhash.Sum64String(traceID) < c.keep
+}
+
 // RecordEvent validates e, fills in what is missing and queues it for Kafka. It returns an error
-// naming the field for a bad event (empty type or name, attributes that cannot be carried), and
-// ErrClosed after Close. It blocks while MaxBufferedRecords are in flight, until ctx ends. The
-// caller's Attributes map is not modified or retained.
+// naming the field for a bad event (empty type or name, attributes that cannot be carried or are
+// over the limits), and ErrClosed after Close. A full buffer follows the BufferFullPolicy. A
+// switched-off kind or a sampled-out trace returns nil and is counted. The caller's Attributes map
+// is not modified or retained.
 func (c *Client) RecordEvent(ctx context.Context, e Event) error {
+	r, err := c.prepareEvent(ctx, &e)
+	if r == nil {
+		return err
+	}
+	return c.produce(ctx, []*kgo.Record{r})
+}
+
+// RecordMetric validates m, fills in what is missing and queues it for Kafka. It returns an error
+// naming the field for a bad metric (empty name, NaN or infinite value, unknown aggregation_type,
+// attributes that cannot be carried or are over the limits), and ErrClosed after Close. Otherwise it
+// behaves like RecordEvent.
+func (c *Client) RecordMetric(ctx context.Context, m Metric) error {
+	r, err := c.prepareMetric(ctx, &m)
+	if r == nil {
+		return err
+	}
+	return c.produce(ctx, []*kgo.Record{r})
+}
+
+// BatchError is RecordBatch's error for a bad record: which one and why. Nothing of the batch was
+// accepted.
+type BatchError struct {
+	Kind  string // "event" or "metric"
+	Index int    // position in the events or metrics slice
+	Err   error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("%s %d: %v", e.Kind, e.Index, e.Err) }
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// RecordBatch records events and metrics all or nothing: every record is validated first (a bad one
+// fails the call with a *BatchError and nothing is accepted), then buffer room is taken for all of
+// them at once (the block policy waits for it; the drop policy drops the whole batch and returns
+// ErrBufferFull, so a caller such as the HTTP gateway can answer "retry later").
+func (c *Client) RecordBatch(ctx context.Context, events []Event, metrics []Metric) (accepted int, err error) {
+	recs := make([]*kgo.Record, 0, len(events)+len(metrics))
+	for i := range events {
+		r, err := c.prepareEvent(ctx, &events[i])
+		if err != nil {
+			return 0, &BatchError{Kind: "event", Index: i, Err: err}
+		}
+		if r != nil {
+			recs = append(recs, r)
+		}
+	}
+	for i := range metrics {
+		r, err := c.prepareMetric(ctx, &metrics[i])
+		if err != nil {
+			return 0, &BatchError{Kind: "metric", Index: i, Err: err}
+		}
+		if r != nil {
+			recs = append(recs, r)
+		}
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	if err := c.produce(ctx, recs); err != nil {
+		return 0, err
+	}
+	return len(recs), nil
+}
+
+// prepareEvent returns e's Kafka record, or nil with a nil error when e is discarded on purpose
+// (switched off, sampled out).
+func (c *Client) prepareEvent(ctx context.Context, e *Event) (*kgo.Record, error) {
 	if !c.cfg.EnableEvents {
 		c.disabled.Add(1)
-		return nil
+		return nil, nil
+	}
+	if sp, ok := SpanFromContext(ctx); ok {
+		if e.TraceID == "" {
+			e.TraceID = sp.TraceID
+		}
+		if e.SpanID == "" && e.TraceID == sp.TraceID {
+			e.SpanID = sp.SpanID
+		}
+	}
+	if !c.Sampled(e.TraceID) {
+		c.sampled.Add(1)
+		return nil, nil
 	}
 	if e.EventID == "" {
-		e.EventID = newID()
+		e.EventID = NewID()
 	}
 	if e.Timestamp.IsZero() {
 		e.Timestamp = time.Now()
 	}
 	c.stamp(&e.Source)
-	var err error
-	if e.Attributes, err = schemas.NormalizeAttributes(e.Attributes); err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	if err := e.Validate(); err != nil {
-		return fmt.Errorf("record event: %w", err)
-	}
-	value, err := c.codec.AppendEvent(nil, &e)
+	value, err := c.checkAndEncode(&e.Attributes, e.Validate, func() ([]byte, error) { return c.codec.AppendEvent(nil, e) })
 	if err != nil {
-		return fmt.Errorf("record event: %w", err)
+		c.invalid.Add(1)
+		return nil, fmt.Errorf("record event: %w", err)
 	}
 	var key []byte
 	if e.TraceID != "" {
 		key = []byte(e.TraceID) // a trace stays on one partition, in order
 	}
-	return c.produce(ctx, &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value})
+	return &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value}, nil
 }
 
-// RecordMetric validates m, fills in what is missing and queues it for Kafka. It returns an error
-// naming the field for a bad metric (empty name, NaN or infinite value, unknown aggregation_type,
-// attributes that cannot be carried), and ErrClosed after Close. It blocks like RecordEvent.
-func (c *Client) RecordMetric(ctx context.Context, m Metric) error {
+func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, error) {
 	if !c.cfg.EnableMetrics {
 		c.disabled.Add(1)
-		return nil
+		return nil, nil
+	}
+	if sp, ok := SpanFromContext(ctx); ok && m.TraceID == "" {
+		m.TraceID = sp.TraceID
+	}
+	if !c.Sampled(m.TraceID) {
+		c.sampled.Add(1)
+		return nil, nil
 	}
 	if m.MetricID == "" {
-		m.MetricID = newID()
+		m.MetricID = NewID()
 	}
 	if m.Timestamp.IsZero() {
 		m.Timestamp = time.Now()
 	}
 	c.stamp(&m.Source)
-	var err error
-	if m.Attributes, err = schemas.NormalizeAttributes(m.Attributes); err != nil {
-		return fmt.Errorf("record metric: %w", err)
-	}
-	if err := m.Validate(); err != nil {
-		return fmt.Errorf("record metric: %w", err)
-	}
-	value, err := c.codec.AppendMetric(nil, &m)
+	value, err := c.checkAndEncode(&m.Attributes, m.Validate, func() ([]byte, error) { return c.codec.AppendMetric(nil, m) })
 	if err != nil {
-		return fmt.Errorf("record metric: %w", err)
+		c.invalid.Add(1)
+		return nil, fmt.Errorf("record metric: %w", err)
 	}
-	return c.produce(ctx, &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(&m), Value: value})
+	return &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value}, nil
+}
+
+// checkAndEncode normalises *attrs in place (a copy of the caller's map), checks the limits,
+// validates the record and encodes it.
+func (c *Client) checkAndEncode(attrs *map[string]any, validate func() error, encode func() ([]byte, error)) ([]byte, error) {
+	var err error
+	if *attrs, err = schemas.NormalizeAttributes(*attrs); err != nil {
+		return nil, err
+	}
+	if err := c.checkLimits(*attrs); err != nil {
+		return nil, err
+	}
+	if err := validate(); err != nil {
+		return nil, err
+	}
+	return encode()
+}
+
+func (c *Client) checkLimits(attrs map[string]any) error {
+	if len(attrs) > c.cfg.MaxAttributes {
+		return fmt.Errorf("attributes: %w: %d keys, at most %d", ErrAttributeLimit, len(attrs), c.cfg.MaxAttributes)
+	}
+	for k, v := range attrs {
+		if len(k) > c.cfg.MaxAttributeKeyBytes {
+			return fmt.Errorf("attribute %.40q...: %w: key of %d bytes, at most %d", k, ErrAttributeLimit, len(k), c.cfg.MaxAttributeKeyBytes)
+		}
+		switch x := v.(type) {
+		case nil, bool, int64, float64:
+		case string:
+			if len(x) > c.cfg.MaxAttributeValueBytes {
+				return fmt.Errorf("attribute %q: %w: value of %d bytes, at most %d", k, ErrAttributeLimit, len(x), c.cfg.MaxAttributeValueBytes)
+			}
+		default:
+			if n := len(schemas.AppendAttributesJSON(nil, map[string]any{k: v})); n > c.cfg.MaxAttributeValueBytes {
+				return fmt.Errorf("attribute %q: %w: value of %d bytes as JSON, at most %d", k, ErrAttributeLimit, n, c.cfg.MaxAttributeValueBytes)
+			}
+		}
+	}
+	return nil
 }
 
 // SeriesKey is a metric's partition key: tenant, name, unit, aggregation type and the sorted
@@ -210,7 +341,8 @@ func (c *Client) stamp(s *schemas.Source) {
 	}
 }
 
-func newID() string {
+// NewID returns a new record id: a UUIDv7 (time-ordered).
+func NewID() string {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return uuid.NewString()
@@ -218,32 +350,69 @@ func newID() string {
 	return id.String()
 }
 
-// produce waits for a buffer slot, then hands r to the Kafka client. The slot is released when Kafka
-// answers, so the buffer never holds more than MaxBufferedRecords.
-func (c *Client) produce(ctx context.Context, r *kgo.Record) error {
+// produce takes buffer room for every record, then hands them to the Kafka client. Room is released
+// when Kafka answers, so the buffer never holds more than MaxBufferedRecords.
+func (c *Client) produce(ctx context.Context, recs []*kgo.Record) error {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	if c.closed {
 		return ErrClosed
 	}
-	select {
-	case c.slots <- struct{}{}:
-	default:
+	if err := c.reserve(ctx, len(recs)); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		c.accepted.Add(1)
+		c.bufferedBytes.Add(int64(len(r.Value)))
+		c.kc.Produce(context.Background(), r, c.delivered)
+	}
+	return nil
+}
+
+// reserve takes n slots, all or none, following the BufferFullPolicy.
+func (c *Client) reserve(ctx context.Context, n int) error {
+	if n > c.cfg.MaxBufferedRecords {
+		return fmt.Errorf("record: %w: %d records in one call, the buffer holds %d", ErrBufferFull, n, c.cfg.MaxBufferedRecords)
+	}
+	var timeout <-chan time.Time
+	if c.cfg.BufferFullPolicy == "block" && c.cfg.BufferFullTimeout > 0 {
+		t := time.NewTimer(c.cfg.BufferFullTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for got := 0; got < n; got++ {
 		select {
 		case c.slots <- struct{}{}:
-		case <-c.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return fmt.Errorf("record: %w (%d records waiting for Kafka): %w", ErrBufferFull, c.cfg.MaxBufferedRecords, ctx.Err())
+			continue
+		default:
 		}
+		var why error
+		if c.cfg.BufferFullPolicy == "drop" {
+			c.dropped.Add(uint64(n))
+			why = fmt.Errorf("record: %w (%d records waiting for Kafka); dropped", ErrBufferFull, c.cfg.MaxBufferedRecords)
+		} else {
+			select {
+			case c.slots <- struct{}{}:
+				continue
+			case <-c.done:
+				why = ErrClosed
+			case <-ctx.Done():
+				why = fmt.Errorf("record: %w (%d records waiting for Kafka): %w", ErrBufferFull, c.cfg.MaxBufferedRecords, ctx.Err())
+			case <-timeout:
+				why = fmt.Errorf("record: %w (%d records waiting for Kafka) for %v", ErrBufferFull, c.cfg.MaxBufferedRecords, c.cfg.BufferFullTimeout)
+			}
+		}
+		for range got {
+			<-c.slots
+		}
+		return why
 	}
-	c.accepted.Add(1)
-	c.kc.Produce(context.Background(), r, c.delivered)
 	return nil
 }
 
 // delivered is the promise of every record: Kafka's final answer.
-func (c *Client) delivered(_ *kgo.Record, err error) {
+func (c *Client) delivered(r *kgo.Record, err error) {
+	c.bufferedBytes.Add(-int64(len(r.Value)))
 	<-c.slots
 	if err == nil {
 		c.sent.Add(1)
@@ -292,7 +461,8 @@ func (c *Client) Close(ctx context.Context) error {
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	return Stats{
-		Accepted: c.accepted.Load(), Sent: c.sent.Load(), Failed: c.failed.Load(),
-		Disabled: c.disabled.Load(), Buffered: int64(len(c.slots)),
+		Accepted: c.accepted.Load(), Sent: c.sent.Load(), Failed: c.failed.Load(), Disabled: c.disabled.Load(),
+		Sampled: c.sampled.Load(), DroppedBufferFull: c.dropped.Load(), Invalid: c.invalid.Load(),
+		Buffered: int64(len(c.slots)), BufferedBytes: c.bufferedBytes.Load(),
 	}
 }

@@ -15,12 +15,11 @@ import (
 // offlineConfig points at a port where no broker listens: records are accepted into the buffer and
 // wait there.
 func offlineConfig() Config {
-	return Config{
-		Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}, ClientID: "test", EventsTopic: "e", MetricsTopic: "m",
-			TopicPartitions: 1, TopicReplication: 1},
-		Service: "svc", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 100, Linger: time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd",
-	}
+	cfg := DefaultConfig()
+	cfg.Kafka = kafka.Config{Brokers: []string{"127.0.0.1:1"}, ClientID: "test", EventsTopic: "e", MetricsTopic: "m",
+		TopicPartitions: 1, TopicReplication: 1}
+	cfg.Service, cfg.MaxBufferedRecords, cfg.Linger, cfg.BufferFullTimeout = "svc", 100, time.Millisecond, 0
+	return cfg
 }
 
 func newOffline(t *testing.T, mod func(*Config)) *Client {
@@ -139,5 +138,118 @@ func TestSeriesKeyIgnoresAttributeOrder(t *testing.T) {
 	c := Metric{Name: "m", Unit: "s", AggregationType: schemas.Gauge, Attributes: map[string]any{"a": "1", "b": int64(3)}}
 	if string(SeriesKey(&a)) != string(SeriesKey(&b)) || string(SeriesKey(&a)) == string(SeriesKey(&c)) {
 		t.Fatalf("series keys: %q %q %q", SeriesKey(&a), SeriesKey(&b), SeriesKey(&c))
+	}
+}
+
+func TestAttributeLimits(t *testing.T) {
+	c := newOffline(t, func(cfg *Config) { cfg.MaxAttributes, cfg.MaxAttributeKeyBytes, cfg.MaxAttributeValueBytes = 3, 8, 20 })
+	ctx := context.Background()
+	f := func(attrs map[string]any, want string) {
+		t.Helper()
+		err := c.RecordEvent(ctx, Event{Type: "t", Name: "n", Attributes: attrs})
+		if want == "" {
+			if err != nil {
+				t.Errorf("%v: %v", attrs, err)
+			}
+			return
+		}
+		if !errors.Is(err, ErrAttributeLimit) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: got %v, want ErrAttributeLimit naming %q", attrs, err, want)
+		}
+	}
+	f(map[string]any{"a": 1, "b": 2, "c": 3}, "")
+	f(map[string]any{"a": 1, "b": 2, "c": 3, "d": 4}, "4 keys")
+	f(map[string]any{"much_too_long": 1}, "much_too_long")
+	f(map[string]any{"s": strings.Repeat("x", 21)}, `"s"`)
+	f(map[string]any{"l": []any{"aaaaaaaaaa", "bbbbbbbbbb"}}, `"l"`)
+	if s := c.Stats(); s.Invalid != 4 || s.Accepted != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestRecordBatchIsAllOrNothing(t *testing.T) {
+	c := newOffline(t, func(cfg *Config) { cfg.MaxBufferedRecords = 5 })
+	ctx := context.Background()
+	good := []Event{{Type: "t", Name: "1"}, {Type: "t", Name: "2"}}
+	_, err := c.RecordBatch(ctx, append(good, Event{Type: "t"}), nil)
+	var be *BatchError
+	if !errors.As(err, &be) || be.Kind != "event" || be.Index != 2 || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("got %v, want a BatchError for event 2 naming the field", err)
+	}
+	if c.Stats().Accepted != 0 {
+		t.Fatal("a refused batch accepted records")
+	}
+	if n, err := c.RecordBatch(ctx, good, []Metric{{Name: "m", AggregationType: schemas.Counter}}); n != 3 || err != nil {
+		t.Fatalf("good batch: %d, %v", n, err)
+	}
+	// 3 of 5 slots are taken: a batch of 3 does not fit and takes nothing.
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.RecordBatch(short, good[:1], []Metric{{Name: "m", AggregationType: schemas.Gauge}, {Name: "m", AggregationType: schemas.Gauge}}); !errors.Is(err, ErrBufferFull) {
+		t.Fatalf("got %v, want ErrBufferFull", err)
+	}
+	if s := c.Stats(); s.Accepted != 3 || s.Buffered != 3 {
+		t.Fatalf("a batch that did not fit took room: %+v", s)
+	}
+}
+
+func TestDropPolicyDropsAndCounts(t *testing.T) {
+	c := newOffline(t, func(cfg *Config) { cfg.MaxBufferedRecords, cfg.BufferFullPolicy = 2, "drop" })
+	ctx := context.Background()
+	for i := range 5 {
+		err := c.RecordEvent(ctx, Event{Type: "t", Name: "n"})
+		if i < 2 && err != nil || i >= 2 && !errors.Is(err, ErrBufferFull) {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if s := c.Stats(); s.Accepted != 2 || s.DroppedBufferFull != 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestBlockPolicyTimeout(t *testing.T) {
+	c := newOffline(t, func(cfg *Config) { cfg.MaxBufferedRecords, cfg.BufferFullTimeout = 1, 50*time.Millisecond })
+	ctx := context.Background()
+	_ = c.RecordEvent(ctx, Event{Type: "t", Name: "n"})
+	if err := c.RecordEvent(ctx, Event{Type: "t", Name: "n"}); !errors.Is(err, ErrBufferFull) || !strings.Contains(err.Error(), "50ms") {
+		t.Fatalf("got %v, want ErrBufferFull after the 50ms timeout", err)
+	}
+}
+
+func TestDefaultClient(t *testing.T) {
+	t.Setenv("TRIBUTARY_KAFKA_BROKERS", "127.0.0.1:1")
+	t.Setenv("TRIBUTARY_SERVICE", "from-env")
+	prev := SetDefault(nil)
+	defer SetDefault(prev)
+	a, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	if b, _ := Default(); b != a || a.src.Service != "from-env" {
+		t.Fatal("Default must return one client made from the environment")
+	}
+	mine := newOffline(t, nil)
+	if SetDefault(mine) != a {
+		t.Fatal("SetDefault must return the previous client")
+	}
+	if d, _ := Default(); d != mine {
+		t.Fatal("Default must return the client given to SetDefault")
+	}
+}
+
+func TestSpanFromContext(t *testing.T) {
+	c := newOffline(t, nil)
+	ctx, sp := StartSpan(context.Background())
+	if len(sp.TraceID) != 32 || len(sp.SpanID) != 16 {
+		t.Fatalf("ids %+v", sp)
+	}
+	child, sp2 := StartSpan(ctx)
+	if sp2.TraceID != sp.TraceID || sp2.SpanID == sp.SpanID {
+		t.Fatalf("child span %+v of %+v", sp2, sp)
+	}
+	e := Event{Type: "t", Name: "n"}
+	if _, err := c.prepareEvent(child, &e); err != nil || e.TraceID != sp.TraceID || e.SpanID != sp2.SpanID {
+		t.Fatalf("event %+v, %v", e, err)
 	}
 }

@@ -23,15 +23,41 @@ type Config struct {
 	EnableEvents  bool `envconfig:"ENABLE_EVENTS" default:"true"`
 	EnableMetrics bool `envconfig:"ENABLE_METRICS" default:"true"`
 
-	// MaxBufferedRecords bounds the records accepted but not yet acknowledged by Kafka. When it is
-	// reached, RecordEvent/RecordMetric block until there is room or their context ends.
+	// MaxBufferedRecords bounds the records accepted but not yet acknowledged by Kafka. What happens
+	// when it is reached is the BufferFullPolicy.
 	MaxBufferedRecords int `envconfig:"MAX_BUFFERED_RECORDS" default:"100000"`
+	// BufferFullPolicy is "block" (wait up to BufferFullTimeout or the call's context, then
+	// ErrBufferFull) or "drop" (discard the record at once and count it in Stats.DroppedBufferFull).
+	BufferFullPolicy  string        `envconfig:"BUFFER_FULL_POLICY" default:"block"`
+	BufferFullTimeout time.Duration `envconfig:"BUFFER_FULL_TIMEOUT" default:"5s"`
+
+	// SampleRate keeps this fraction of traces (0 < rate <= 1). The choice hashes trace_id, so a
+	// trace is kept or dropped whole, by every process. Records without a trace_id are always kept.
+	SampleRate float64 `envconfig:"SAMPLE_RATE" default:"1"`
+
+	// Attribute limits, checked when a record is made: at most MaxAttributes top-level keys, keys of
+	// at most MaxAttributeKeyBytes, and each value at most MaxAttributeValueBytes as JSON.
+	MaxAttributes          int `envconfig:"MAX_ATTRIBUTES" default:"128"`
+	MaxAttributeKeyBytes   int `envconfig:"MAX_ATTRIBUTE_KEY_BYTES" default:"256"`
+	MaxAttributeValueBytes int `envconfig:"MAX_ATTRIBUTE_VALUE_BYTES" default:"16384"`
 	// Linger is how long a partition's batch waits for more records before it is sent.
 	Linger time.Duration `envconfig:"LINGER" default:"5ms"`
 	// BatchMaxBytes bounds one produce batch.
 	BatchMaxBytes int32 `envconfig:"BATCH_MAX_BYTES" default:"1000000"`
 	// Compression is none, gzip, snappy, lz4 or zstd.
 	Compression string `envconfig:"COMPRESSION" default:"zstd"`
+}
+
+// DefaultConfig returns the defaults of every setting, as envconfig would give them.
+func DefaultConfig() Config {
+	return Config{
+		Kafka: kafka.Config{Brokers: []string{"127.0.0.1:19092"}, ClientID: "tributary", EventsTopic: "tributary.events.v1",
+			MetricsTopic: "tributary.metrics.v1", TopicPartitions: 8, TopicReplication: 1},
+		Service: "unknown", EnableEvents: true, EnableMetrics: true,
+		MaxBufferedRecords: 100000, BufferFullPolicy: "block", BufferFullTimeout: 5 * time.Second, SampleRate: 1,
+		MaxAttributes: 128, MaxAttributeKeyBytes: 256, MaxAttributeValueBytes: 16384,
+		Linger: 5 * time.Millisecond, BatchMaxBytes: 1000000, Compression: "zstd",
+	}
 }
 
 // Validate reports the first bad setting, naming it.
@@ -42,6 +68,15 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBufferedRecords < 1:
 		return fmt.Errorf("producer max buffered records %d: must be at least 1", c.MaxBufferedRecords)
+	case c.BufferFullPolicy != "block" && c.BufferFullPolicy != "drop":
+		return fmt.Errorf("producer buffer full policy %q: want block or drop", c.BufferFullPolicy)
+	case c.BufferFullTimeout < 0:
+		return fmt.Errorf("producer buffer full timeout %v: must not be negative", c.BufferFullTimeout)
+	case !(c.SampleRate > 0 && c.SampleRate <= 1):
+		return fmt.Errorf("producer sample rate %v: must be in (0, 1]", c.SampleRate)
+	case c.MaxAttributes < 1 || c.MaxAttributeKeyBytes < 1 || c.MaxAttributeValueBytes < 1:
+		return fmt.Errorf("producer attribute limits (%d keys, %d key bytes, %d value bytes): must be positive",
+			c.MaxAttributes, c.MaxAttributeKeyBytes, c.MaxAttributeValueBytes)
 	case c.Linger < 0:
 		return fmt.Errorf("producer linger %v: must not be negative", c.Linger)
 	case c.BatchMaxBytes < 1024:

@@ -19,11 +19,9 @@ import (
 func TestFlushWaitsForAcks(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	topics := testenv.Topics(t, brokers, 4, "events", "metrics")
-	cfg := producer.Config{
-		Kafka:   kafka.Config{Brokers: brokers, ClientID: "test", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 4, TopicReplication: 1},
-		Service: "svc", Host: "h1", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 10000, Linger: 5 * time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd",
-	}
+	cfg := producer.DefaultConfig()
+	cfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "test", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 4, TopicReplication: 1}
+	cfg.Service, cfg.Host, cfg.MaxBufferedRecords = "svc", "h1", 10000
 	c, err := producer.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,12 +18,9 @@ func TestSASL(t *testing.T) {
 	sasl := testenv.KafkaSASLBrokers(t)
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		for _, pass := range []string{"tributary-secret", "wrong"} {
-			cfg := producer.Config{
-				Kafka: kafka.Config{Brokers: sasl, ClientID: "sasl", EventsTopic: topics[0], MetricsTopic: topics[1],
-					SASLMechanism: mech, SASLUser: "tributary", SASLPassword: pass, TopicPartitions: 1, TopicReplication: 1},
-				Service: "s", EnableEvents: true, EnableMetrics: true, MaxBufferedRecords: 10, Linger: time.Millisecond,
-				BatchMaxBytes: 1 << 20, Compression: "none",
-			}
+			cfg := producer.DefaultConfig()
+			cfg.Kafka = kafka.Config{Brokers: sasl, ClientID: "sasl", EventsTopic: topics[0], MetricsTopic: topics[1],
+				SASLMechanism: mech, SASLUser: "tributary", SASLPassword: pass, TopicPartitions: 1, TopicReplication: 1}
 			c, err := producer.New(cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -115,10 +115,9 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	fmt.Fprintf(out, "Query API:  %s\n\n", stack.QueryURL)
 
 	run := fmt.Sprintf("demo-%d", time.Now().UnixNano())
-	p, err := producer.New(producer.Config{
-		Kafka: cfg.Kafka, Service: "demo-etl", Host: "demo-host", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 50000, Linger: 5 * time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd",
-	})
+	pcfg := producer.DefaultConfig()
+	pcfg.Kafka, pcfg.Service, pcfg.Host, pcfg.MaxBufferedRecords = cfg.Kafka, "demo-etl", "demo-host", 50000
+	p, err := producer.New(pcfg)
 	if err != nil {
 		return err
 	}

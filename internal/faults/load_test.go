@@ -66,8 +66,9 @@ func send(ctx context.Context, p *producer.Client, l load, rate int) error {
 
 func newProducer(t *testing.T, k kafka.Config) *producer.Client {
 	t.Helper()
-	p, err := producer.New(producer.Config{Kafka: k, Service: "faults", Host: "h", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 200000, Linger: 5 * time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd"})
+	cfg := producer.DefaultConfig()
+	cfg.Kafka, cfg.Service, cfg.Host, cfg.MaxBufferedRecords, cfg.BufferFullTimeout = k, "faults", "h", 200000, time.Minute
+	p, err := producer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,10 +55,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}()
 
-	p, err := producer.New(producer.Config{
-		Kafka: kcfg, Service: "e2e-svc", Host: "e2e-host", Tenant: "acme", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 20000, Linger: 5 * time.Millisecond, BatchMaxBytes: 1 << 20, Compression: "zstd",
-	})
+	pcfg := producer.DefaultConfig()
+	pcfg.Kafka, pcfg.Service, pcfg.Host, pcfg.Tenant, pcfg.MaxBufferedRecords = kcfg, "e2e-svc", "e2e-host", "acme", 20000
+	p, err := producer.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
