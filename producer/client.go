@@ -86,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	comp, _ := compression(cfg.Compression)
 	opts := append(cfg.Kafka.ClientOpts(),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // with the idempotent producer, kgo's default
+		kgo.RequiredAcks(kgo.AllISRAcks()),               // with the idempotent producer, kgo's default
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords+1), // slots bound it first; kgo must never block
 		kgo.ProduceRequestTimeout(30*time.Second),
 		kgo.ProducerLinger(cfg.Linger),
