@@ -43,6 +43,7 @@ func commands() []command {
 		{"migrate", "create ClickHouse tables and Kafka topics (idempotent)", migrateUsage, runMigrate},
 		{"consumer", "run a consumer worker: Kafka -> ClickHouse", consumerUsage, runConsumer},
 		{"query", "run the query service (HTTP JSON API)", queryUsage, runQuery},
+		{"gateway", "run the HTTP ingest gateway: JSON -> Kafka", gatewayUsage, runGateway},
 		{"demo", "run the whole pipeline on a demo load and print query results", demoUsage, runDemo},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
 )
 
@@ -68,7 +69,7 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		cells := strings.Split(line, "|")
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &demoConfig{}}
+	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &demoConfig{}}
 	seen := 0
 	for _, spec := range specs {
 		var buf bytes.Buffer

@@ -2,18 +2,22 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/observe"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
 )
 
@@ -190,4 +194,66 @@ func runQuery(ctx context.Context, env *Env, args []string) error {
 		}
 	}()
 	return s.Run(ctx, ready)
+}
+
+const gatewayUsage = `Usage: tributary gateway
+
+Serves the HTTP ingest API on TRIBUTARY_GATEWAY_LISTEN for hosts that do not embed the Go SDK:
+  POST /v1/ingest  (Authorization: Bearer <token>; JSON object, JSON array or NDJSON; gzip allowed)
+  GET /metrics, /healthz, /readyz
+Tokens map to tenants: TRIBUTARY_GATEWAY_TOKENS=token1:tenant1,token2:tenant2. Records are
+published through the SDK (TRIBUTARY_KAFKA_*, TRIBUTARY_MAX_BUFFERED_RECORDS, ...). The package
+documentation of producer/gateway lists every answer.
+
+Example:
+  TRIBUTARY_GATEWAY_TOKENS=s3cret-token:acme tributary gateway &
+  curl -H 'Authorization: Bearer s3cret-token' -H 'Content-Type: application/json' \
+    -d '[{"kind":"metric","name":"cpu_percent","value":45.2,"unit":"percent","aggregation_type":"gauge"}]' \
+    http://127.0.0.1:8090/v1/ingest
+`
+
+type gatewayRole struct {
+	Producer producer.Config
+	Gateway  gateway.Config
+}
+
+func (g *gatewayRole) Validate() error {
+	if err := g.Producer.Validate(); err != nil {
+		return err
+	}
+	return g.Gateway.Validate()
+}
+
+func runGateway(ctx context.Context, env *Env, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	role := gatewayRole{Producer: producer.DefaultConfig()}
+	if err := envconfig.Process(Prefix, &role.Producer); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := envconfig.Process(Prefix, &role.Gateway); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := role.Validate(); err != nil {
+		return fmt.Errorf("%w: configuration: %v", errUsage, err)
+	}
+	p, err := producer.New(role.Producer)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(role.Gateway, p, env.Log)
+	if err != nil {
+		return err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		if addr, ok := <-ready; ok {
+			env.Log.Info("gateway listening", "addr", "http://"+addr+"/v1/ingest", "brokers", role.Producer.Kafka.Brokers)
+		}
+	}()
+	err = g.Run(ctx, ready)
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(err, p.Close(cctx))
 }

@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures the gateway. Read it with envconfig.Process("TRIBUTARY", &cfg).
+type Config struct {
+	// Listen is the HTTP address.
+	Listen string `envconfig:"GATEWAY_LISTEN" default:"127.0.0.1:8090"`
+	// Tokens maps bearer tokens to tenants: "token1:tenant1,token2:tenant2". The tenant is stamped
+	// on every record sent with the token; a body cannot set it.
+	Tokens map[string]string `envconfig:"GATEWAY_TOKENS"`
+	// MaxBodyBytes bounds a request body after decompression; MaxRecords the records in one request.
+	MaxBodyBytes int64 `envconfig:"GATEWAY_MAX_BODY_BYTES" default:"8388608"`
+	MaxRecords   int   `envconfig:"GATEWAY_MAX_RECORDS" default:"10000"`
+	// BufferWait is how long a request waits for room in the producer's buffer before the gateway
+	// answers 503 with Retry-After.
+	BufferWait time.Duration `envconfig:"GATEWAY_BUFFER_WAIT" default:"1s"`
+	// FlushTimeout bounds a request with ?wait=ack, which answers only once Kafka acknowledged its
+	// records.
+	FlushTimeout time.Duration `envconfig:"GATEWAY_FLUSH_TIMEOUT" default:"10s"`
+}
+
+// Validate reports the first bad setting, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("gateway listen: empty")
+	case len(c.Tokens) == 0:
+		return errors.New("gateway tokens: none (set TRIBUTARY_GATEWAY_TOKENS=token:tenant,...)")
+	case c.MaxBodyBytes < 1024:
+		return fmt.Errorf("gateway max body bytes %d: must be at least 1024", c.MaxBodyBytes)
+	case c.MaxRecords < 1:
+		return fmt.Errorf("gateway max records %d: must be at least 1", c.MaxRecords)
+	case c.BufferWait < 0 || c.FlushTimeout <= 0:
+		return fmt.Errorf("gateway buffer wait %v / flush timeout %v: must not be negative / must be positive", c.BufferWait, c.FlushTimeout)
+	}
+	for tok, tenant := range c.Tokens {
+		if len(tok) < 8 || tenant == "" {
+			return fmt.Errorf("gateway token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+// Package gateway is the HTTP ingest gateway for fleet hosts that do not embed the Go SDK: they POST
+// batches of events and metrics as JSON, which the gateway validates and publishes through a
+// producer.Client.
+//
+//	POST /v1/ingest   Authorization: Bearer <token>
+//	                  Content-Type: application/json (an object {"events": [...], "metrics": [...]}
+//	                  or an array of records with "kind": "event" | "metric") or
+//	                  application/x-ndjson (one record with "kind" per line);
+//	                  Content-Encoding: gzip allowed. ?wait=ack answers after Kafka acknowledged.
+//
+// A record has the fields of the Events and Metrics Reference (event_id, trace_id, span_id, type,
+// name, timestamp, attributes; metric_id, trace_id, name, value, unit, aggregation_type, timestamp,
+// attributes) plus service and host. Missing ids and timestamps are filled in. The tenant comes from
+// the token; a record that names one is refused.
+//
+// A request is all or nothing: every record is validated first, then buffer room is taken for all
+// of them. Answers:
+//
+//	202 {"accepted": n}: every record is in the producer's buffer, which retries until Kafka
+//	    acknowledges it (with ?wait=ack: Kafka has acknowledged it). Records of sampled-out traces or
+//	    switched-off kinds are counted as accepted and dropped, as the SDK does.
+//	400 {"error", "index", "field"}: the first bad record (its position in the request) and field;
+//	    nothing was accepted.
+//	401 no or malformed bearer token; 403 unknown token.
+//	413 body over GATEWAY_MAX_BODY_BYTES or more than GATEWAY_MAX_RECORDS records.
+//	415 a Content-Type or Content-Encoding the gateway does not read.
+//	503 + Retry-After: the producer's buffer stayed full for GATEWAY_BUFFER_WAIT; nothing was
+//	    accepted, retry later.
+//	504 ?wait=ack and Kafka did not acknowledge within GATEWAY_FLUSH_TIMEOUT (the records were
+//	    accepted and will still be delivered).
+package gateway
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary/tributary/internal/observe"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/schemas"
+)
+
+// Gateway serves the ingest API. Handler is safe for concurrent use.
+type Gateway struct {
+	cfg      Config
+	p        *producer.Client
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	records  prometheus.Counter
+}
+
+// New returns a gateway publishing through p.
+func New(cfg Config, p *producer.Client, log *slog.Logger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, p: p, log: log, reg: observe.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_gateway_requests_total", Help: "Ingest requests by HTTP status.",
+		}, []string{"status"}),
+		records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tributary_gateway_records_accepted_total", Help: "Records accepted by the gateway.",
+		}),
+	}
+	g.reg.MustRegister(g.requests, g.records)
+	if err := p.Register(g.reg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Handler returns the ingest API plus /metrics, /healthz and /readyz.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/ingest", g.ingest)
+	observe.Mount(mux, g.reg, nil)
+	return mux
+}
+
+// Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
+func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
+	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready)
+}
+
+type answer struct {
+	Accepted *int   `json:"accepted,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Index    *int   `json:"index,omitempty"`
+	Field    string `json:"field,omitempty"`
+}
+
+func (g *Gateway) reply(w http.ResponseWriter, status int, a answer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(a)
+	g.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+}
+
+func (g *Gateway) tenant(r *http.Request) (string, int, string) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return "", http.StatusUnauthorized, "missing bearer token (Authorization: Bearer <token>)"
+	}
+	for known, tenant := range g.cfg.Tokens {
+		if subtle.ConstantTimeCompare([]byte(known), []byte(tok)) == 1 {
+			return tenant, 0, ""
+		}
+	}
+	return "", http.StatusForbidden, "unknown token"
+}
+
+func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
+	tenant, status, msg := g.tenant(r)
+	if status != 0 {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tributary"`)
+		}
+		g.reply(w, status, answer{Error: msg})
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ndjson := ct == "application/x-ndjson" || ct == "application/ndjson"
+	if !ndjson && ct != "application/json" && ct != "" {
+		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Type " + ct + ": want application/json or application/x-ndjson"})
+		return
+	}
+	body := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			g.reply(w, http.StatusBadRequest, answer{Error: "gzip body: " + err.Error()})
+			return
+		}
+		defer zr.Close()
+		body = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
+	default:
+		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Encoding " + enc + ": want gzip or none"})
+		return
+	}
+	req, err := parseBody(body, ndjson, g.cfg.MaxRecords)
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	for i := range req.events {
+		req.events[i].Tenant = tenant
+	}
+	for i := range req.metrics {
+		req.metrics[i].Tenant = tenant
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.BufferWait)
+	n, err := g.p.RecordBatch(ctx, req.events, req.metrics)
+	cancel()
+	if err != nil {
+		var be *producer.BatchError
+		if errors.As(err, &be) {
+			at := req.eventAt
+			if be.Kind == "metric" {
+				at = req.metricAt
+			}
+			err = &RecordError{Index: at[be.Index], Field: fieldOf(be.Err), Err: be.Err}
+		}
+		g.fail(w, err)
+		return
+	}
+	g.records.Add(float64(req.size()))
+	accepted := req.size()
+	_ = n // records of sampled-out traces count as accepted, as with the SDK
+	if r.URL.Query().Get("wait") == "ack" {
+		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.FlushTimeout)
+		defer cancel()
+		if err := g.p.Flush(ctx); err != nil {
+			g.reply(w, http.StatusGatewayTimeout, answer{Accepted: &accepted, Error: "accepted, not yet acknowledged by Kafka: " + err.Error()})
+			return
+		}
+	}
+	g.reply(w, http.StatusAccepted, answer{Accepted: &accepted})
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, err error) {
+	var re *RecordError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
+		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: "body over " + strconv.FormatInt(g.cfg.MaxBodyBytes, 10) + " bytes"})
+	case errors.Is(err, errTooMany):
+		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: err.Error()})
+	case errors.Is(err, producer.ErrBufferFull):
+		w.Header().Set("Retry-After", "1")
+		g.reply(w, http.StatusServiceUnavailable, answer{Error: "ingest buffer full; nothing was accepted, retry later"})
+	case errors.Is(err, producer.ErrClosed):
+		w.Header().Set("Retry-After", "5")
+		g.reply(w, http.StatusServiceUnavailable, answer{Error: "gateway shutting down; retry"})
+	case errors.As(err, &re):
+		idx := re.Index
+		g.reply(w, http.StatusBadRequest, answer{Error: re.Error(), Index: &idx, Field: re.Field})
+	default:
+		g.reply(w, http.StatusBadRequest, answer{Error: err.Error()})
+	}
+}
+
+// fieldOf names the field a validation error is about ("name: empty field" -> "name").
+func fieldOf(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"record event: ", "record metric: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	if errors.Is(err, schemas.ErrBadAttribute) || errors.Is(err, producer.ErrAttributeLimit) {
+		return "attributes"
+	}
+	if f, _, ok := strings.Cut(msg, ":"); ok && !strings.Contains(f, " ") {
+		return f
+	}
+	return ""
+}
+
+var errBodyTooLarge = errors.New("body too large")
+
+// limitedReader bounds a decompressed body.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left <= 0 && err == nil {
+		var one [1]byte
+		if m, _ := l.r.Read(one[:]); m > 0 {
+			return n, errBodyTooLarge
+		}
+	}
+	return n, err
+}
+
