@@ -253,4 +253,3 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
