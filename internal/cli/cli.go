@@ -44,6 +44,7 @@ func commands() []command {
 		{"consumer", "run a consumer worker: Kafka -> ClickHouse", consumerUsage, runConsumer},
 		{"query", "run the query service (HTTP JSON API)", queryUsage, runQuery},
 		{"gateway", "run the HTTP ingest gateway: JSON -> Kafka", gatewayUsage, runGateway},
+		{"loadgen", "simulate a fleet sending events and metrics", loadgenUsage, runLoadgen},
 		{"demo", "run the whole pipeline on a demo load and print query results", demoUsage, runDemo},
 	}
 }

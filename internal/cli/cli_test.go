@@ -8,6 +8,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/tributary/tributary/internal/loadgen"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
@@ -69,7 +70,7 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		cells := strings.Split(line, "|")
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &demoConfig{}}
+	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &loadgen.Config{}, &demoConfig{}}
 	seen := 0
 	for _, spec := range specs {
 		var buf bytes.Buffer

@@ -1,0 +1,227 @@
+// Package loadgen simulates a fleet of hosts sending events and metrics, through the SDK or the
+// HTTP gateway, at a given rate, with live progress and a summary.
+package loadgen
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/schemas"
+)
+
+// Config configures a run. Read it with envconfig.Process("TRIBUTARY", &cfg).
+type Config struct {
+	Hosts    int           `envconfig:"LOADGEN_HOSTS" default:"50"`
+	Rate     int           `envconfig:"LOADGEN_RATE" default:"5000"` // records per second, all hosts together
+	Duration time.Duration `envconfig:"LOADGEN_DURATION" default:"30s"`
+	// Target is sdk (publish with the Go SDK to TRIBUTARY_KAFKA_*) or gateway (POST to GatewayURL).
+	Target       string `envconfig:"LOADGEN_TARGET" default:"sdk"`
+	GatewayURL   string `envconfig:"LOADGEN_GATEWAY_URL" default:"http://127.0.0.1:8090/v1/ingest"`
+	GatewayToken string `envconfig:"LOADGEN_GATEWAY_TOKEN" default:""`
+	Batch        int    `envconfig:"LOADGEN_BATCH" default:"100"` // records per send
+	Seed         uint64 `envconfig:"LOADGEN_SEED" default:"1"`
+}
+
+// Validate reports the first bad setting, naming it.
+func (c Config) Validate() error {
+	switch {
+	case c.Hosts < 1 || c.Rate < 1 || c.Batch < 1 || c.Duration <= 0:
+		return fmt.Errorf("loadgen hosts %d, rate %d, batch %d, duration %v: all must be positive", c.Hosts, c.Rate, c.Batch, c.Duration)
+	case c.Target != "sdk" && c.Target != "gateway":
+		return fmt.Errorf("loadgen target %q: want sdk or gateway", c.Target)
+	case c.Target == "gateway" && c.GatewayToken == "":
+		return errors.New("loadgen gateway token: empty (TRIBUTARY_LOADGEN_GATEWAY_TOKEN)")
+	}
+	return nil
+}
+
+// Sink sends one batch.
+type Sink interface {
+	Send(ctx context.Context, events []schemas.Event, metrics []schemas.Metric) error
+}
+
+// SDKSink sends through a producer.Client.
+type SDKSink struct{ Client *producer.Client }
+
+// Send records the batch all or nothing.
+func (s SDKSink) Send(ctx context.Context, events []schemas.Event, metrics []schemas.Metric) error {
+	_, err := s.Client.RecordBatch(ctx, events, metrics)
+	return err
+}
+
+// GatewaySink posts gzipped JSON to the gateway.
+type GatewaySink struct {
+	URL, Token string
+	HTTP       *http.Client
+}
+
+// Send posts the batch and fails on any answer but 202.
+func (s GatewaySink) Send(ctx context.Context, events []schemas.Event, metrics []schemas.Metric) error {
+	var raw bytes.Buffer
+	zw := gzip.NewWriter(&raw)
+	enc := json.NewEncoder(zw)
+	body := struct {
+		Events  []map[string]any `json:"events"`
+		Metrics []map[string]any `json:"metrics"`
+	}{}
+	for _, e := range events {
+		body.Events = append(body.Events, map[string]any{"type": e.Type, "name": e.Name, "trace_id": e.TraceID,
+			"timestamp": e.Timestamp.Format(time.RFC3339Nano), "attributes": json.RawMessage(schemas.AppendAttributesJSON(nil, e.Attributes)),
+			"service": e.Service, "host": e.Host})
+	}
+	for _, m := range metrics {
+		body.Metrics = append(body.Metrics, map[string]any{"name": m.Name, "value": m.Value, "unit": m.Unit, "aggregation_type": m.AggregationType,
+			"timestamp": m.Timestamp.Format(time.RFC3339Nano), "attributes": json.RawMessage(schemas.AppendAttributesJSON(nil, m.Attributes)),
+			"service": m.Service, "host": m.Host})
+	}
+	if err := enc.Encode(body); err != nil {
+		return err
+	}
+	_ = zw.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, &raw)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := s.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("gateway answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
+}
+
+// Fleet makes realistic records: each host runs graphs of nodes and reports resource gauges,
+// request counters and latency histograms. Attribute cardinality: host (Hosts), node_id (20),
+// endpoint (16), status (4), region (4).
+type Fleet struct {
+	hosts []string
+	rng   *rand.Rand
+	seq   int
+}
+
+// NewFleet returns a fleet of n hosts.
+func NewFleet(n int, seed uint64) *Fleet {
+	f := &Fleet{rng: rand.New(rand.NewPCG(seed, 0x7ab))}
+	for i := range n {
+		f.hosts = append(f.hosts, fmt.Sprintf("host-%04d", i))
+	}
+	return f
+}
+
+var (
+	endpoints = []string{"/api/process", "/api/query", "/api/ingest", "/api/users", "/api/orders", "/api/search", "/api/login", "/api/logout",
+		"/api/cart", "/api/pay", "/api/ship", "/api/track", "/api/admin", "/api/report", "/api/export", "/api/health"}
+	regions = []string{"eu-west", "eu-north", "us-east", "ap-south"}
+)
+
+// Batch returns n records, about a quarter events and the rest metrics, stamped now.
+func (f *Fleet) Batch(n int, now time.Time) ([]schemas.Event, []schemas.Metric) {
+	var es []schemas.Event
+	var ms []schemas.Metric
+	for range n {
+		f.seq++
+		host := f.hosts[f.rng.IntN(len(f.hosts))]
+		node := fmt.Sprintf("node_%02d", f.rng.IntN(20))
+		region := regions[len(host)%len(regions)+f.rng.IntN(1)]
+		trace := fmt.Sprintf("%s-%d", host, f.seq/8)
+		src := schemas.Source{Service: "fleet", Host: host}
+		switch k := f.rng.IntN(8); {
+		case k < 2:
+			types := []string{producer.EventNodeStarted, producer.EventNodeFinished, producer.EventNodeFinished, producer.EventNodeFailed}
+			typ := types[f.rng.IntN(len(types))]
+			attrs := map[string]any{"node_id": node, "node_type": "TransformNode", "region": region, "execution_count": f.seq % 1000}
+			if typ == producer.EventNodeFailed {
+				attrs["error"] = "timeout after 30s"
+			}
+			es = append(es, schemas.Event{TraceID: trace, Type: typ, Name: node + " " + typ, Timestamp: now, Attributes: attrs, Source: src})
+		case k < 4:
+			ms = append(ms, schemas.Metric{TraceID: trace, Name: producer.MetricNodeDuration, Value: 0.001 + f.rng.ExpFloat64()*0.05,
+				Unit: "seconds", AggregationType: schemas.Histogram, Timestamp: now, Attributes: map[string]any{"node_id": node, "region": region}, Source: src})
+		case k < 6:
+			ms = append(ms, schemas.Metric{Name: "http_requests_total", Value: 1, Unit: "count", AggregationType: schemas.Counter, Timestamp: now,
+				Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": []int{200, 200, 404, 500}[f.rng.IntN(4)], "host": host},
+				Source: src})
+		default:
+			ms = append(ms, schemas.Metric{Name: "cpu_percent", Value: 5 + f.rng.Float64()*90, Unit: "percent", AggregationType: schemas.Gauge,
+				Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src})
+		}
+	}
+	return es, ms
+}
+
+// Progress is a snapshot of a run.
+type Progress struct {
+	Elapsed      time.Duration
+	Sent, Errors uint64
+	LastError    string
+}
+
+// Run sends cfg.Rate records a second in batches of cfg.Batch until cfg.Duration passes or ctx
+// ends, calling report about once a second. It returns the final progress.
+func Run(ctx context.Context, cfg Config, sink Sink, report func(Progress)) Progress {
+	fleet := NewFleet(cfg.Hosts, cfg.Seed)
+	start := time.Now()
+	var sent, errs atomic.Uint64
+	var lastErr atomic.Value
+	snapshot := func() Progress {
+		p := Progress{Elapsed: time.Since(start), Sent: sent.Load(), Errors: errs.Load()}
+		if e, ok := lastErr.Load().(string); ok {
+			p.LastError = e
+		}
+		return p
+	}
+	// The duration decides whether to start another send; a send once started runs to its answer
+	// (bounded by 30 s), so nothing is sent without being counted.
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	sendCtx := context.WithoutCancel(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	interval := time.Duration(float64(time.Second) * float64(cfg.Batch) / float64(cfg.Rate))
+	next := time.Now()
+	for runCtx.Err() == nil {
+		es, ms := fleet.Batch(cfg.Batch, time.Now())
+		sctx, scancel := context.WithTimeout(sendCtx, 30*time.Second)
+		err := sink.Send(sctx, es, ms)
+		scancel()
+		if err != nil {
+			errs.Add(uint64(len(es) + len(ms)))
+			lastErr.Store(err.Error())
+		} else {
+			sent.Add(uint64(len(es) + len(ms)))
+		}
+		next = next.Add(interval)
+		select {
+		case <-tick.C:
+			if report != nil {
+				report(snapshot())
+			}
+		default:
+		}
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-runCtx.Done():
+			}
+		}
+	}
+	return snapshot()
+}
