@@ -158,7 +158,7 @@ func (f *Fleet) Batch(n int, now time.Time) ([]schemas.Event, []schemas.Metric) 
 		case k < 6:
 			ms = append(ms, schemas.Metric{Name: "http_requests_total", Value: 1, Unit: "count", AggregationType: schemas.Counter, Timestamp: now,
 				Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": []int{200, 200, 404, 500}[f.rng.IntN(4)], "host": host},
-				Source: src})
+				Source:     src})
 		default:
 			ms = append(ms, schemas.Metric{Name: "cpu_percent", Value: 5 + f.rng.Float64()*90, Unit: "percent", AggregationType: schemas.Gauge,
 				Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src})
