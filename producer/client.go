@@ -64,7 +64,7 @@ type Client struct {
 	closed  bool
 	done    chan struct{} // closed when Close starts: wakes Record calls blocked on a full buffer
 	once    sync.Once
-	slots   chan struct{} // one per record accepted and not yet answered by Kafka
+	slots   *slots // records accepted and not yet answered by Kafka
 
 	accepted, sent, failed, disabled, sampled, dropped, invalid atomic.Uint64
 	bufferedBytes                                               atomic.Int64
@@ -108,7 +108,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	return &Client{
 		cfg: cfg, kc: kc, codec: codec, keep: keep,
-		slots: make(chan struct{}, cfg.MaxBufferedRecords), done: make(chan struct{}),
+		slots: newSlots(cfg.MaxBufferedRecords), done: make(chan struct{}),
 		src: schemas.Source{Tenant: cfg.Tenant, Service: cfg.Service, Host: host},
 	}, nil
 }
@@ -145,7 +145,7 @@ func (c *Client) RecordEvent(ctx context.Context, e Event) error {
 	if r == nil {
 		return err
 	}
-	return c.produce(ctx, []*kgo.Record{r})
+	return c.produce(ctx, r)
 }
 
 // RecordMetric validates m, fills in what is missing and queues it for Kafka. It returns an error
@@ -157,7 +157,7 @@ func (c *Client) RecordMetric(ctx context.Context, m Metric) error {
 	if r == nil {
 		return err
 	}
-	return c.produce(ctx, []*kgo.Record{r})
+	return c.produce(ctx, r)
 }
 
 // BatchError is RecordBatch's error for a bad record: which one and why. Nothing of the batch was
@@ -198,7 +198,7 @@ func (c *Client) RecordBatch(ctx context.Context, events []Event, metrics []Metr
 	if len(recs) == 0 {
 		return 0, nil
 	}
-	if err := c.produce(ctx, recs); err != nil {
+	if err := c.produce(ctx, recs...); err != nil {
 		return 0, err
 	}
 	return len(recs), nil
@@ -230,7 +230,13 @@ func (c *Client) prepareEvent(ctx context.Context, e *Event) (*kgo.Record, error
 		e.Timestamp = time.Now()
 	}
 	c.stamp(&e.Source)
-	value, err := c.checkAndEncode(&e.Attributes, e.Validate, func() ([]byte, error) { return c.codec.AppendEvent(nil, e) })
+	var err error
+	var value []byte
+	if e.Attributes, err = c.checkAttributes(e.Attributes); err == nil {
+		if err = e.Validate(); err == nil {
+			value, err = c.codec.AppendEvent(nil, e)
+		}
+	}
 	if err != nil {
 		c.invalid.Add(1)
 		return nil, fmt.Errorf("record event: %w", err)
@@ -261,7 +267,13 @@ func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, err
 		m.Timestamp = time.Now()
 	}
 	c.stamp(&m.Source)
-	value, err := c.checkAndEncode(&m.Attributes, m.Validate, func() ([]byte, error) { return c.codec.AppendMetric(nil, m) })
+	var err error
+	var value []byte
+	if m.Attributes, err = c.checkAttributes(m.Attributes); err == nil {
+		if err = m.Validate(); err == nil {
+			value, err = c.codec.AppendMetric(nil, m)
+		}
+	}
 	if err != nil {
 		c.invalid.Add(1)
 		return nil, fmt.Errorf("record metric: %w", err)
@@ -269,20 +281,14 @@ func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, err
 	return &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value}, nil
 }
 
-// checkAndEncode normalises *attrs in place (a copy of the caller's map), checks the limits,
-// validates the record and encodes it.
-func (c *Client) checkAndEncode(attrs *map[string]any, validate func() error, encode func() ([]byte, error)) ([]byte, error) {
-	var err error
-	if *attrs, err = schemas.NormalizeAttributes(*attrs); err != nil {
+// checkAttributes normalises attrs and checks the limits. The result may be attrs itself; the
+// record is encoded before Record* returns, so the caller's map is never retained or modified.
+func (c *Client) checkAttributes(attrs map[string]any) (map[string]any, error) {
+	attrs, err := schemas.NormalizeAttributes(attrs)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.checkLimits(*attrs); err != nil {
-		return nil, err
-	}
-	if err := validate(); err != nil {
-		return nil, err
-	}
-	return encode()
+	return attrs, c.checkLimits(attrs)
 }
 
 func (c *Client) checkLimits(attrs map[string]any) error {
@@ -352,7 +358,7 @@ func NewID() string {
 
 // produce takes buffer room for every record, then hands them to the Kafka client. Room is released
 // when Kafka answers, so the buffer never holds more than MaxBufferedRecords.
-func (c *Client) produce(ctx context.Context, recs []*kgo.Record) error {
+func (c *Client) produce(ctx context.Context, recs ...*kgo.Record) error {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	if c.closed {
@@ -374,46 +380,49 @@ func (c *Client) reserve(ctx context.Context, n int) error {
 	if n > c.cfg.MaxBufferedRecords {
 		return fmt.Errorf("record: %w: %d records in one call, the buffer holds %d", ErrBufferFull, n, c.cfg.MaxBufferedRecords)
 	}
+	if c.slots.tryTake(int64(n)) {
+		return nil
+	}
+	if c.cfg.BufferFullPolicy == "drop" {
+		c.dropped.Add(uint64(n))
+		return fmt.Errorf("record: %w (%d records waiting for Kafka); dropped", ErrBufferFull, c.cfg.MaxBufferedRecords)
+	}
 	var timeout <-chan time.Time
-	if c.cfg.BufferFullPolicy == "block" && c.cfg.BufferFullTimeout > 0 {
+	if c.cfg.BufferFullTimeout > 0 {
 		t := time.NewTimer(c.cfg.BufferFullTimeout)
 		defer t.Stop()
 		timeout = t.C
 	}
-	for got := 0; got < n; got++ {
+	for {
+		freed, done := c.slots.wait()
+		if c.slots.tryTake(int64(n)) { // room returned between the first try and wait
+			done()
+			return nil
+		}
 		select {
-		case c.slots <- struct{}{}:
-			continue
-		default:
-		}
-		var why error
-		if c.cfg.BufferFullPolicy == "drop" {
-			c.dropped.Add(uint64(n))
-			why = fmt.Errorf("record: %w (%d records waiting for Kafka); dropped", ErrBufferFull, c.cfg.MaxBufferedRecords)
-		} else {
-			select {
-			case c.slots <- struct{}{}:
-				continue
-			case <-c.done:
-				why = ErrClosed
-			case <-ctx.Done():
-				why = fmt.Errorf("record: %w (%d records waiting for Kafka): %w", ErrBufferFull, c.cfg.MaxBufferedRecords, ctx.Err())
-			case <-timeout:
-				why = fmt.Errorf("record: %w (%d records waiting for Kafka) for %v", ErrBufferFull, c.cfg.MaxBufferedRecords, c.cfg.BufferFullTimeout)
+		case <-freed:
+			done()
+			if c.slots.tryTake(int64(n)) {
+				return nil
 			}
+			continue
+		case <-c.done:
+			done()
+			return ErrClosed
+		case <-ctx.Done():
+			done()
+			return fmt.Errorf("record: %w (%d records waiting for Kafka): %w", ErrBufferFull, c.cfg.MaxBufferedRecords, ctx.Err())
+		case <-timeout:
+			done()
+			return fmt.Errorf("record: %w (%d records waiting for Kafka) for %v", ErrBufferFull, c.cfg.MaxBufferedRecords, c.cfg.BufferFullTimeout)
 		}
-		for range got {
-			<-c.slots
-		}
-		return why
 	}
-	return nil
 }
 
 // delivered is the promise of every record: Kafka's final answer.
 func (c *Client) delivered(r *kgo.Record, err error) {
 	c.bufferedBytes.Add(-int64(len(r.Value)))
-	<-c.slots
+	c.slots.give(1)
 	if err == nil {
 		c.sent.Add(1)
 		return
@@ -463,6 +472,6 @@ func (c *Client) Stats() Stats {
 	return Stats{
 		Accepted: c.accepted.Load(), Sent: c.sent.Load(), Failed: c.failed.Load(), Disabled: c.disabled.Load(),
 		Sampled: c.sampled.Load(), DroppedBufferFull: c.dropped.Load(), Invalid: c.invalid.Load(),
-		Buffered: int64(len(c.slots)), BufferedBytes: c.bufferedBytes.Load(),
+		Buffered: c.slots.len(), BufferedBytes: c.bufferedBytes.Load(),
 	}
 }

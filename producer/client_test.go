@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,5 +253,33 @@ func TestSpanFromContext(t *testing.T) {
 	e := Event{Type: "t", Name: "n"}
 	if _, err := c.prepareEvent(child, &e); err != nil || e.TraceID != sp.TraceID || e.SpanID != sp2.SpanID {
 		t.Fatalf("event %+v, %v", e, err)
+	}
+}
+
+// Many goroutines contend for a small buffer that Kafka never drains: exactly MaxBufferedRecords are
+// accepted, the rest time out with ErrBufferFull, and Close wakes anyone still waiting.
+func TestSlotsUnderContention(t *testing.T) {
+	c := newOffline(t, func(cfg *Config) { cfg.MaxBufferedRecords, cfg.BufferFullTimeout = 7, 20*time.Millisecond })
+	var wg sync.WaitGroup
+	var ok, full atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				switch err := c.RecordEvent(context.Background(), Event{Type: "t", Name: "n"}); {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrBufferFull):
+					full.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 7 || full.Load() != 33 || c.Stats().Buffered != 7 {
+		t.Fatalf("accepted %d, refused %d, buffered %d", ok.Load(), full.Load(), c.Stats().Buffered)
 	}
 }

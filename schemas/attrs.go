@@ -18,9 +18,16 @@ const MaxAttributeDepth = 16
 // ErrBadAttribute naming the key for anything else (channels, funcs, structs, uint64 values above
 // MaxInt64, nesting deeper than MaxAttributeDepth) and with ErrBadValue for NaN or infinite floats.
 // A nil or empty map normalises to nil.
+//
+// When every value is already a canonical scalar (nil, bool, int64, finite float64, string), attrs
+// itself is returned, not a copy: callers that must not retain the map copy it themselves (the
+// SDK encodes it before returning, so it never keeps it).
 func NormalizeAttributes(attrs map[string]any) (map[string]any, error) {
 	if len(attrs) == 0 {
 		return nil, nil
+	}
+	if canonicalScalars(attrs) {
+		return attrs, nil
 	}
 	out := make(map[string]any, len(attrs))
 	for k, v := range attrs {
@@ -31,6 +38,21 @@ func NormalizeAttributes(attrs map[string]any) (map[string]any, error) {
 		out[k] = nv
 	}
 	return out, nil
+}
+
+func canonicalScalars(attrs map[string]any) bool {
+	for _, v := range attrs {
+		switch x := v.(type) {
+		case nil, bool, int64, string:
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func normalize(v any, depth int) (any, error) {
