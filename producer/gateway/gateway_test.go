@@ -32,7 +32,7 @@ type fixture struct {
 	topics  []string
 }
 
-func newFixture(t *testing.T, brokers []string, mod func(*producer.Config, *gateway.Config)) *fixture {
+func newFixture(t testing.TB, brokers []string, mod func(*producer.Config, *gateway.Config)) *fixture {
 	t.Helper()
 	f := &fixture{brokers: brokers}
 	pcfg := producer.DefaultConfig()
