@@ -75,4 +75,3 @@ func BenchmarkGateway(b *testing.B) {
 	b.ReportMetric(s[len(s)/2], "records/s")
 	b.ReportMetric(s[0], "records/s-min")
 }
-
