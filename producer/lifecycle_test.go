@@ -228,3 +228,21 @@ func TestLifecycleHelpersEmitTheDocumentedRecords(t *testing.T) {
 			}
 		})
 }
+
+// Switching a kind off means none of its records reach Kafka; the other kind still does.
+func TestDisabledKindReachesNothing(t *testing.T) {
+	c, read := realClient(t, func(cfg *producer.Config) { cfg.EnableEvents = false })
+	ctx := context.Background()
+	for range 5 {
+		if err := c.RecordEvent(ctx, producer.Event{Type: "t", Name: "off"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RecordMetric(ctx, producer.Metric{Name: "on", Value: 1, AggregationType: schemas.Counter}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, ms := read()
+	if len(es) != 0 || len(ms) != 5 || c.Stats().Disabled != 5 {
+		t.Fatalf("%d events and %d metrics reached Kafka, stats %+v", len(es), len(ms), c.Stats())
+	}
+}
