@@ -80,14 +80,14 @@ func (s *Sketch) Count() uint64 {
 	return n
 }
 
-// Quantile returns the value at quantile q (0..1) by the lower rank floor(q*(n-1)), within
-// RelativeAccuracy of the true value at that rank; NaN when empty.
+// Quantile returns the value at quantile q (0..1): the value of rank min(floor(q*n), n-1) in sorted
+// order, as ClickHouse's quantileExact defines it, within RelativeAccuracy; NaN when empty.
 func (s *Sketch) Quantile(q float64) float64 {
 	n := s.Count()
 	if n == 0 || q < 0 || q > 1 || math.IsNaN(q) {
 		return math.NaN()
 	}
-	rank := uint64(q * float64(n-1))
+	rank := min(uint64(q*float64(n)), n-1)
 	var seen uint64
 	neg := sortedKeys(s.Neg)
 	for i := len(neg) - 1; i >= 0; i-- { // most negative first

@@ -8,7 +8,7 @@ import (
 )
 
 func exactQuantile(sorted []float64, q float64) float64 {
-	return sorted[int(q*float64(len(sorted)-1))]
+	return sorted[min(int(q*float64(len(sorted))), len(sorted)-1)] // ClickHouse's quantileExact
 }
 
 func TestSketchRelativeError(t *testing.T) {

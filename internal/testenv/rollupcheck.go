@@ -110,7 +110,7 @@ func CheckRollups(t testing.TB, got map[WindowKey]*Merged, ms []schemas.Metric, 
 		}
 		if w.typ == schemas.Histogram {
 			for _, q := range []float64{0.5, 0.9, 0.95, 0.99} {
-				exact := w.vals[int(q*float64(len(w.vals)-1))]
+				exact := w.vals[min(int(q*float64(len(w.vals))), len(w.vals)-1)]
 				est := math.Max(g.Lo, math.Min(g.Hi, g.Sketch.Quantile(q)))
 				if math.Abs(est-exact) > rollups.RelativeAccuracy*math.Abs(exact)+1e-12 {
 					t.Fatalf("window %+v p%v: %v, exact %v", k, q*100, est, exact)
