@@ -6,6 +6,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -25,4 +26,33 @@ func WriteForTest(ctx context.Context, conn driver.Conn, database string, events
 		b.addMetric(&metrics[i], now, nil)
 	}
 	return sink.Write(ctx, b)
+}
+
+// RollUpForTest rolls metrics up as a worker does (partition 0, offsets in slice order) and writes
+// the windows, for tests of what reads the rollups table.
+func RollUpForTest(ctx context.Context, conn driver.Conn, database string, metrics []schemas.Metric, tiers []time.Duration) error {
+	sink, err := NewClickHouseSink(conn, database)
+	if err != nil {
+		return err
+	}
+	cfg := rollups.DefaultConfig()
+	cfg.Tiers = tiers
+	e, err := rollups.New(cfg)
+	if err != nil {
+		return err
+	}
+	pts := make([]rollups.Point, len(metrics))
+	for i := range metrics {
+		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: int64(i)}
+	}
+	missing := e.Missing(pts)
+	found, err := sink.LoadWindows(ctx, missing)
+	if err != nil {
+		return err
+	}
+	e.Resolve(missing, found)
+	if err := e.Apply(pts); err != nil {
+		return err
+	}
+	return sink.WriteWindows(ctx, e.Dirty())
 }

@@ -17,8 +17,17 @@ import (
 // Client calls the query service over HTTP; it mirrors the spec's query_events / query_metrics. It
 // is safe for concurrent use.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token string
+}
+
+// WithToken returns a copy of c that sends the bearer token (needed when the service has
+// QUERY_TOKENS).
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
 }
 
 // NewClient returns a client for the service at baseURL (http://host:port). A nil httpClient uses
@@ -81,6 +90,9 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -146,4 +158,29 @@ func next(p page) int {
 		return -1
 	}
 	return *p.NextOffset
+}
+
+// Aggregate returns a metric's time series (see AggregateQuery and GET /v1/aggregate).
+func (c *Client) Aggregate(ctx context.Context, q AggregateQuery) (AggregateAnswer, error) {
+	var a AggregateAnswer
+	err := c.get(ctx, "/v1/aggregate", q.Values(), &a)
+	return a, err
+}
+
+// Trace returns every event of a trace in time order; an unknown trace is an *APIError with
+// Status 404.
+func (c *Client) Trace(ctx context.Context, traceID string) ([]schemas.Event, error) {
+	var a EventsAnswer
+	if err := c.get(ctx, "/v1/traces/"+url.PathEscape(traceID), url.Values{}, &a); err != nil {
+		return nil, err
+	}
+	out := make([]schemas.Event, len(a.Events))
+	for i := range a.Events {
+		e, err := a.Events[i].toEvent()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
 }

@@ -21,6 +21,24 @@ type Config struct {
 	MaxOffset    int `envconfig:"QUERY_MAX_OFFSET" default:"1000000"`
 	// Timeout bounds each query, in ClickHouse (max_execution_time) and in the service.
 	Timeout time.Duration `envconfig:"QUERY_TIMEOUT" default:"10s"`
+	// MaxBuckets bounds the buckets of one aggregation; MaxSeriesRows the bucket x group cells.
+	MaxBuckets    int `envconfig:"QUERY_MAX_BUCKETS" default:"10000"`
+	MaxSeriesRows int `envconfig:"QUERY_MAX_SERIES_ROWS" default:"200000"`
+	// RollupTiers are the consumer's rollup widths; a bucket that is a multiple of one (and a range
+	// aligned to it) is answered from rollups.
+	RollupTiers []time.Duration `envconfig:"QUERY_ROLLUP_TIERS" default:"1m,1h"`
+	// Tokens maps bearer tokens to tenants ("token1:tenant1,..."). When set, every request needs a
+	// token and sees only its tenant's rows; when empty, the service is open and sees every tenant.
+	Tokens map[string]string `envconfig:"QUERY_TOKENS"`
+}
+
+// DefaultConfig returns the defaults of every setting, as envconfig would give them.
+func DefaultConfig() Config {
+	return Config{
+		ClickHouse: chdb.Config{Addr: []string{"127.0.0.1:19000"}, Database: "tributary", User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 8},
+		Listen:     "127.0.0.1:8080", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 1000000, Timeout: 10 * time.Second,
+		MaxBuckets: 10000, MaxSeriesRows: 200000, RollupTiers: []time.Duration{time.Minute, time.Hour},
+	}
 }
 
 // Validate reports the first bad setting, naming it.
@@ -39,6 +57,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("query max offset %d: must not be negative", c.MaxOffset)
 	case c.Timeout < time.Second:
 		return fmt.Errorf("query timeout %v: must be at least 1s", c.Timeout)
+	case c.MaxBuckets < 1 || c.MaxSeriesRows < 1:
+		return fmt.Errorf("query max buckets %d / max series rows %d: must be positive", c.MaxBuckets, c.MaxSeriesRows)
+	}
+	for tok, tenant := range c.Tokens {
+		if len(tok) < 8 || tenant == "" {
+			return fmt.Errorf("query token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
+		}
 	}
 	return nil
 }

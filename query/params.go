@@ -34,6 +34,8 @@ type Filter struct {
 	Attributes      map[string]string // top-level attribute key = value (as flattened text)
 	Limit, Offset   int
 	Descending      bool
+
+	scope tenantScope // set from the request's token, never from parameters
 }
 
 const attrPrefix = "attr."

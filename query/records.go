@@ -1,6 +1,7 @@
 package query
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,16 +69,41 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	f.scope = tenantOf(r)
+	out, err := s.queryEvents(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+}
+
+// trace answers GET /v1/traces/{trace_id}: every event of the trace in time order (up to
+// QUERY_MAX_LIMIT), or 404.
+func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
+	f := Filter{TraceID: r.PathValue("trace_id"), Limit: s.cfg.MaxLimit, scope: tenantOf(r)}
+	out, err := s.queryEvents(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if len(out) == 0 {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "no events for trace " + f.TraceID, Parameter: "trace_id"})
+		return
+	}
+	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+}
+
+func (s *Server) queryEvents(ctx context.Context, f Filter) ([]EventJSON, error) {
 	cond, args := where(f, "events")
 	tail, targs := orderLimit(f, "event_id")
 	sql := "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM " +
 		s.cfg.ClickHouse.Database + ".events FINAL" + cond + tail
-	ctx, cancel := s.queryCtx(r.Context())
+	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
 	rows, err := s.conn.Query(ctx, sql, append(args, targs...)...)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("query events: %w", err))
-		return
+		return nil, fmt.Errorf("query events: %w", err)
 	}
 	defer rows.Close()
 	out := make([]EventJSON, 0, min(f.Limit, 1024))
@@ -86,17 +112,82 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		var trace, span, attrs string
 		var us uint64
 		if err := rows.Scan(&e.EventID, &trace, &span, &e.Type, &e.Name, &us, &attrs, &e.Tenant, &e.Service, &e.Host); err != nil {
-			s.fail(w, r, fmt.Errorf("read events: %w", err))
-			return
+			return nil, fmt.Errorf("read events: %w", err)
 		}
 		e.TraceID, e.SpanID, e.Timestamp, e.Attributes = nullable(trace), nullable(span), formatMicros(us), json.RawMessage(attrs)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		s.fail(w, r, fmt.Errorf("read events: %w", err))
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// EventCount is one bucket's count of one event type.
+type EventCount struct {
+	Time  time.Time `json:"t"`
+	Type  string    `json:"type"`
+	Count uint64    `json:"count"`
+}
+
+// eventCounts answers GET /v1/events/counts: events per bucket and type.
+func (s *Server) eventCounts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := parseFilter(withoutKeys(q, "bucket"), s.cfg, "type", "name", "trace_id")
+	if err != nil {
+		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+	if q.Has("limit") || q.Has("offset") || q.Has("order") {
+		s.fail(w, r, badParam("limit", "counts take no limit, offset or order"))
+		return
+	}
+	f.scope, f.Limit, f.Offset = tenantOf(r), 0, 0
+	a := AggregateQuery{Start: f.Start, End: f.End}
+	if a.End.IsZero() {
+		a.End = time.Now().UTC().Truncate(time.Second).Add(time.Second)
+	}
+	if a.Start.IsZero() {
+		a.Start = a.End.Add(-time.Hour)
+	}
+	if a.Bucket, err = parseBucket(q.Get("bucket"), s.cfg, a.Start, a.End); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f.Start, f.End = a.Start, a.End
+	cond, args := where(f, "events")
+	bucket := int64(a.Bucket / time.Second)
+	sql := "SELECT toUInt32(intDiv(toUInt32(timestamp), ?) * ?) AS b, type, count() FROM " + s.cfg.ClickHouse.Database +
+		".events FINAL" + cond + " GROUP BY b, type ORDER BY b, type LIMIT ?"
+	ctx, cancel := s.queryCtx(r.Context())
+	defer cancel()
+	rows, err := s.conn.Query(ctx, sql, append(append([]any{bucket, bucket}, args...), s.cfg.MaxSeriesRows+1)...)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("count events: %w", err))
+		return
+	}
+	defer rows.Close()
+	out := []EventCount{}
+	for rows.Next() {
+		var b uint32
+		var c EventCount
+		if err := rows.Scan(&b, &c.Type, &c.Count); err != nil {
+			s.fail(w, r, fmt.Errorf("count events: %w", err))
+			return
+		}
+		c.Time = time.Unix(int64(b), 0).UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		s.fail(w, r, fmt.Errorf("count events: %w", err))
+		return
+	}
+	if len(out) > s.cfg.MaxSeriesRows {
+		s.fail(w, r, badParam("bucket", "more than %d bucket x type cells; widen the bucket or narrow the range", s.cfg.MaxSeriesRows))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bucket_seconds": bucket, "start": a.Start.Format(time.RFC3339Nano),
+		"end": a.End.Format(time.RFC3339Nano), "counts": out})
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
@@ -105,6 +196,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	f.scope = tenantOf(r)
 	cond, args := where(f, "metrics")
 	tail, targs := orderLimit(f, "metric_id")
 	sql := "SELECT metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes, tenant, service, host FROM " +

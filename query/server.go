@@ -81,8 +81,15 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 //	GET /metrics     Prometheus metrics
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/events", s.instrument("events", s.events))
-	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.metrics))
+	mux.HandleFunc("GET /v1/events", s.instrument("events", s.authenticate(s.events)))
+	mux.HandleFunc("GET /v1/events/counts", s.instrument("event_counts", s.authenticate(s.eventCounts)))
+	mux.HandleFunc("GET /v1/traces/{trace_id}", s.instrument("trace", s.authenticate(s.trace)))
+	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.authenticate(s.metrics)))
+	mux.HandleFunc("GET /v1/aggregate", s.instrument("aggregate", s.authenticate(s.aggregate)))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openAPI)
+	})
 	observe.Mount(mux, s.reg, map[string]observe.Check{"clickhouse": s.conn.Ping})
 	return mux
 }

@@ -59,8 +59,9 @@ func newFixture(t *testing.T) *fixture {
 	ro := cfg
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
 	rconn := testenv.OpenClickHouse(t, ro)
-	s, err := query.New(query.Config{ClickHouse: ro, Listen: "127.0.0.1:0", DefaultLimit: 50, MaxLimit: 1000, MaxOffset: 10000, Timeout: 10 * time.Second},
-		rconn, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	qcfg := query.DefaultConfig()
+	qcfg.ClickHouse, qcfg.DefaultLimit, qcfg.MaxLimit, qcfg.MaxOffset = ro, 50, 1000, 10000
+	s, err := query.New(qcfg, rconn, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

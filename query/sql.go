@@ -14,6 +14,9 @@ func where(f Filter, kind string) (string, []any) {
 		conds = append(conds, cond)
 		args = append(args, vals...)
 	}
+	if f.scope.scoped {
+		add("tenant = ?", f.scope.tenant)
+	}
 	if len(f.Types) > 0 {
 		add("type IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Types)), ", ")+")", anySlice(f.Types)...)
 	}

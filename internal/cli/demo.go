@@ -102,7 +102,8 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	}
 	ro := cfg.ClickHouse
 	ro.User, ro.Password = cfg.ROUser, cfg.ROPassword
-	qcfg := query.Config{ClickHouse: ro, Listen: "127.0.0.1:0", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 1000000, Timeout: 30 * time.Second}
+	qcfg := query.DefaultConfig()
+	qcfg.ClickHouse, qcfg.Listen, qcfg.Timeout = ro, "127.0.0.1:0", 30*time.Second
 	stack, err := pipeline.Start(ctx, ccfg, qcfg, env.Log)
 	if err != nil {
 		return err

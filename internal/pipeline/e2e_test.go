@@ -40,7 +40,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	ro := ch
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
-	qcfg := query.Config{ClickHouse: ro, Listen: "127.0.0.1:0", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 1000000, Timeout: 30 * time.Second}
+	qcfg := query.DefaultConfig()
+	qcfg.ClickHouse, qcfg.Listen, qcfg.Timeout = ro, "127.0.0.1:0", 30*time.Second
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
