@@ -43,8 +43,8 @@ func newAggFixture(t *testing.T) *aggFixture {
 	for i := range 6000 {
 		m := schemas.Metric{
 			MetricID: fmt.Sprintf("m%05d", i), Name: "node_duration", Unit: "seconds", AggregationType: schemas.Histogram,
-			Value:     math.Round((0.001+float64((i*7919)%1000)/997*(1+float64(i%4)))*1e6) / 1e6,
-			Timestamp: t0.Add(time.Duration(i) * 700 * time.Millisecond),
+			Value:      math.Round((0.001+float64((i*7919)%1000)/997*(1+float64(i%4)))*1e6) / 1e6,
+			Timestamp:  t0.Add(time.Duration(i) * 700 * time.Millisecond),
 			Attributes: map[string]any{"node_id": fmt.Sprintf("node_%d", i%4), "host": fmt.Sprintf("h%d", i%3)},
 			Source:     schemas.Source{Tenant: "acme"},
 		}
@@ -234,7 +234,6 @@ func TestTenantsAreIsolated(t *testing.T) {
 		t.Fatalf("unknown token: %v, want 403", err)
 	}
 }
-
 
 func TestTraceViewAndEventCounts(t *testing.T) {
 	f := newAggFixture(t)
