@@ -45,6 +45,9 @@ func commands() []command {
 		{"query", "run the query service (HTTP JSON API)", queryUsage, runQuery},
 		{"gateway", "run the HTTP ingest gateway: JSON -> Kafka", gatewayUsage, runGateway},
 		{"loadgen", "simulate a fleet sending events and metrics", loadgenUsage, runLoadgen},
+		{"events", "list events from the query service", eventsUsage, runEvents},
+		{"metrics", "list raw metric points from the query service", metricsUsage, runMetrics},
+		{"aggregate", "print a metric's time series from the query service", aggregateUsage, runAggregate},
 		{"demo", "run the whole pipeline on a demo load and print query results", demoUsage, runDemo},
 	}
 }
@@ -108,6 +111,13 @@ func printHelp(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nSettings come from TRIBUTARY_* environment variables (see the README's table).")
 	fmt.Fprintln(w, "Exit codes: 0 success, 1 failure, 2 bad usage or configuration.")
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
 }
 
 func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {

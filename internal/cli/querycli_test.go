@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/schemas"
+)
+
+func TestQuerySubcommands(t *testing.T) {
+	cfg := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, cfg)
+	t0 := time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC)
+	var ms []schemas.Metric
+	for i := range 120 {
+		ms = append(ms, schemas.Metric{MetricID: fmt.Sprint(i), Name: "cpu_percent", Value: float64(i % 10), Unit: "percent",
+			AggregationType: schemas.Gauge, Timestamp: t0.Add(time.Duration(i) * 5 * time.Second), Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%2)}})
+	}
+	es := []schemas.Event{{EventID: "e1", TraceID: "t1", Type: "node_failed", Name: "load_1 Failed", Timestamp: t0, Attributes: map[string]any{"error": "boom"}}}
+	ctx := context.Background()
+	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	qcfg := query.DefaultConfig()
+	qcfg.ClickHouse = cfg
+	s, err := query.New(qcfg, conn, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	code, out, errs := run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-bucket", "5m", "-aggregates", "count,avg,max",
+		"-group-by", "host", "-start", "2025-01-15T10:00:00Z", "-end", "2025-01-15T10:10:00Z")
+	if code != 0 || !strings.Contains(out, "from rollups") || !strings.Contains(out, "host=h0") || !strings.Contains(out, "2025-01-15T10:05:00Z") {
+		t.Fatalf("aggregate: %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-bucket", "10m", "-aggregates", "count",
+		"-start", "2025-01-15T10:00:00Z", "-end", "2025-01-15T10:10:00Z", "-json")
+	var a query.AggregateAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &a) != nil || a.Series[0].Points[0].Values["count"] != 120 {
+		t.Fatalf("aggregate -json: %d %s", code, out)
+	}
+	code, out, _ = run("events", "-url", srv.URL, "-type", "node_failed", "-start", "2025-01-15T00:00:00Z")
+	if code != 0 || !strings.Contains(out, "load_1 Failed") || !strings.Contains(out, `"error":"boom"`) {
+		t.Fatalf("events: %d %s", code, out)
+	}
+	code, out, _ = run("metrics", "-url", srv.URL, "-name", "cpu_percent", "-attr", "host=h1", "-limit", "3", "-json")
+	var got []schemas.Metric
+	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got) != 3 || got[0].Attributes["host"] != "h1" {
+		t.Fatalf("metrics: %d %s", code, out)
+	}
+	if code, _, errs := run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-aggregates", "p42"); code != 1 || !strings.Contains(errs, "aggregates") {
+		t.Fatalf("a 400 must exit 1 naming the parameter: %d %s", code, errs)
+	}
+	if code, _, _ := run("aggregate", "-url", srv.URL); code != 2 {
+		t.Fatalf("a missing -name must exit 2, got %d", code)
+	}
+}
