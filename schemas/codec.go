@@ -3,6 +3,7 @@ package schemas
 import (
 	"embed"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -115,10 +116,14 @@ func NewCodec() (*Codec, error) {
 	}
 	for _, s := range []struct {
 		kind   Kind
+		json   string
 		schema avro.Schema
 		header *[soeHeader]byte
-	}{{KindEvent, c.event, &c.eventH}, {KindMetric, c.metric, &c.metricH}, {KindRollup, c.rollup, &c.rollupH}} {
-		fp := fingerprint(s.schema)
+	}{{KindEvent, EventSchemaJSON, c.event, &c.eventH}, {KindMetric, MetricSchemaJSON, c.metric, &c.metricH}, {KindRollup, RollupSchemaJSON, c.rollup, &c.rollupH}} {
+		fp, err := Fingerprint(s.json)
+		if err != nil {
+			return nil, err
+		}
 		s.header[0], s.header[1] = soeMagic0, soeMagic1
 		binary.LittleEndian.PutUint64(s.header[2:], fp)
 		c.writers[fp] = writer{kind: s.kind, schema: s.schema}
@@ -126,12 +131,49 @@ func NewCodec() (*Codec, error) {
 	return c, nil
 }
 
-func fingerprint(s avro.Schema) uint64 {
+// Fingerprint returns the CRC-64-AVRO fingerprint of a schema's Parsing Canonical Form, as the
+// Avro specification defines it and Java's SchemaNormalization.parsingFingerprint64 computes it.
+// The canonical form keeps only type, name, fields, symbols, items, values and size; hamba/avro's
+// own fingerprint also keeps logicalType, which no other Avro library does, so the attributes are
+// stripped here before hashing.
+func Fingerprint(avsc string) (uint64, error) {
+	var doc any
+	if err := json.Unmarshal([]byte(avsc), &doc); err != nil {
+		return 0, fmt.Errorf("fingerprint: %w", err)
+	}
+	stripped, _ := json.Marshal(stripNonParsing(doc))
+	s, err := avro.ParseBytes(stripped)
+	if err != nil {
+		return 0, fmt.Errorf("fingerprint: %w", err)
+	}
 	fp, err := s.FingerprintUsing(avro.CRC64Avro)
 	if err != nil {
-		panic(err) // CRC64Avro never fails
+		return 0, fmt.Errorf("fingerprint: %w", err)
 	}
-	return binary.BigEndian.Uint64(fp)
+	return binary.BigEndian.Uint64(fp), nil
+}
+
+// stripNonParsing removes attributes the Parsing Canonical Form drops but hamba/avro keeps.
+func stripNonParsing(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			switch k {
+			case "logicalType", "precision", "scale", "doc", "aliases", "default", "order":
+				continue
+			}
+			out[k] = stripNonParsing(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = stripNonParsing(e)
+		}
+		return out
+	}
+	return v
 }
 
 // AddWriterSchema makes data written with an older or newer schema of kind readable. The schemas
@@ -156,8 +198,12 @@ func (c *Codec) AddWriterSchema(kind Kind, avsc string) error {
 	if err := checkZeroDefaults(reader, ws); err != nil {
 		return fmt.Errorf("%s writer schema: %w", kind, err)
 	}
+	fp, err := Fingerprint(avsc)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
-	c.writers[fingerprint(ws)] = writer{kind: kind, schema: ws}
+	c.writers[fp] = writer{kind: kind, schema: ws}
 	c.mu.Unlock()
 	return nil
 }
