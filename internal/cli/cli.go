@@ -45,6 +45,7 @@ func commands() []command {
 		{"query", "run the query service (HTTP JSON API)", queryUsage, runQuery},
 		{"gateway", "run the HTTP ingest gateway: JSON -> Kafka", gatewayUsage, runGateway},
 		{"loadgen", "simulate a fleet sending events and metrics", loadgenUsage, runLoadgen},
+		{"retention", "drop partitions older than each table's retention", retentionUsage, runRetention},
 		{"events", "list events from the query service", eventsUsage, runEvents},
 		{"metrics", "list raw metric points from the query service", metricsUsage, runMetrics},
 		{"aggregate", "print a metric's time series from the query service", aggregateUsage, runAggregate},

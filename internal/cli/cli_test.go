@@ -70,7 +70,7 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		cells := strings.Split(line, "|")
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &loadgen.Config{}, &demoConfig{}}
+	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &loadgen.Config{}, &retentionRole{}, &demoConfig{}}
 	seen := 0
 	for _, spec := range specs {
 		var buf bytes.Buffer

@@ -1,0 +1,54 @@
+package retention_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/retention"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/schemas"
+)
+
+func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
+	cfg := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, cfg)
+	now := time.Date(2025, 3, 31, 12, 0, 0, 0, time.UTC)
+	var es []schemas.Event
+	var ms []schemas.Metric
+	for _, age := range []int{0, 1, 7, 8, 40} { // days before now
+		ts := now.AddDate(0, 0, -age)
+		es = append(es, schemas.Event{EventID: fmt.Sprint("e", age), Type: "t", Name: "n", Timestamp: ts})
+		ms = append(ms, schemas.Metric{MetricID: fmt.Sprint("m", age), Name: "m", AggregationType: schemas.Counter, Value: 1, Timestamp: ts})
+	}
+	ctx := context.Background()
+	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, RollupsDays: 0, Interval: time.Hour}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func(table string) (n uint64) {
+		if err := conn.QueryRow(ctx, "SELECT count() FROM "+cfg.Database+"."+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// events keep 7 days: ages 0, 1, 7 stay; metrics keep 1 day: 0, 1 stay; rollups keep all.
+	if e, m, r := count("events"), count("metrics"), count("rollups"); e != 3 || m != 2 || r != 5 {
+		t.Fatalf("after retention: %d events, %d metrics, %d rollup rows; dropped %v", e, m, r, dropped)
+	}
+	if len(dropped) != 5 {
+		t.Fatalf("dropped %v, want 2 events and 3 metrics partitions", dropped)
+	}
+	again, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, Interval: time.Hour}, now)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second run dropped %v, %v", again, err)
+	}
+}
