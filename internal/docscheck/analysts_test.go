@@ -1,0 +1,79 @@
+package docscheck
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/schemas"
+)
+
+var sqlBlock = regexp.MustCompile("(?s)```sql\n(.*?)```")
+
+func TestAnalystRecipesRun(t *testing.T) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "docs/analysts.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, cfg)
+	now := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Minute)
+	var es []schemas.Event
+	var ms []schemas.Metric
+	for i := range 200 {
+		ts := now.Add(time.Duration(i) * 2 * time.Second)
+		node := fmt.Sprintf("transform_%d", (i/2)%2)
+		es = append(es, schemas.Event{EventID: fmt.Sprint("e", i), TraceID: "550e8400-e29b-41d4-a716-446655440000",
+			Type: []string{"node_failed", "node_finished"}[i%2], Name: "n", Timestamp: ts,
+			Attributes: map[string]any{"node_id": node, "error": "boom"}})
+		for _, m := range []schemas.Metric{
+			{Name: "node_duration", Value: float64(i%50) / 100, Unit: "seconds", AggregationType: schemas.Histogram},
+			{Name: "cpu_percent", Value: float64(i % 90), Unit: "percent", AggregationType: schemas.Gauge},
+			{Name: []string{"cache_hits", "cache_misses"}[i%3/2], Value: 1, Unit: "count", AggregationType: schemas.Counter},
+		} {
+			m.MetricID, m.Timestamp, m.Attributes = fmt.Sprint(m.Name, i), ts, map[string]any{"node_id": node}
+			ms = append(ms, m)
+		}
+	}
+	ctx := context.Background()
+	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	blocks := sqlBlock.FindAllStringSubmatch(string(doc), -1)
+	if len(blocks) < 7 {
+		t.Fatalf("found %d SQL blocks in docs/analysts.md", len(blocks))
+	}
+	for i, b := range blocks {
+		sql := strings.TrimSuffix(strings.TrimSpace(strings.ReplaceAll(b[1], "tributary.", cfg.Database+".")), ";")
+		for _, stmt := range strings.Split(sql, ";\n") {
+			rows, err := conn.Query(ctx, stmt)
+			if err != nil {
+				t.Errorf("recipe %d fails on ClickHouse: %v\n%s", i+1, err, stmt)
+				continue
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+			if n == 0 {
+				t.Errorf("recipe %d returns no rows on data that should match it:\n%s", i+1, stmt)
+			}
+		}
+	}
+}
