@@ -330,3 +330,31 @@ func TestAggregateBadParameters(t *testing.T) {
 		}
 	}
 }
+
+// Injection attempts in the aggregation's parameters are refused (400) or bound harmlessly, and
+// the tables are intact afterwards.
+func TestAggregateInjection(t *testing.T) {
+	f := newAggFixture(t)
+	ctx := context.Background()
+	evil := "x') OR 1=1 --"
+	for _, q := range []query.AggregateQuery{
+		{Name: evil},
+		{Name: "node_duration", Attributes: map[string]string{evil: evil}},
+		{Name: "node_duration", Attributes: map[string]string{"node_id": evil}},
+	} {
+		q.Start, q.End = t0, t0.Add(2*time.Hour)
+		a, err := f.acme.Aggregate(ctx, q)
+		if err != nil || len(a.Series) != 0 {
+			t.Fatalf("%+v: %d series, %v; want no rows", q, len(a.Series), err)
+		}
+	}
+	_, err := f.acme.Aggregate(ctx, query.AggregateQuery{Name: "node_duration", GroupBy: []string{evil}})
+	var apiErr *query.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Parameter != "group_by" {
+		t.Fatalf("an injected group_by key: %v, want 400", err)
+	}
+	a, err := f.acme.Aggregate(ctx, query.AggregateQuery{Name: "node_duration", Bucket: time.Hour, Aggregates: []string{"count"}, Start: t0, End: t0.Add(2 * time.Hour)})
+	if err != nil || a.Series[0].Points[0].Values["count"]+a.Series[0].Points[1].Values["count"] != 6000 {
+		t.Fatalf("after the attempts: %v %v", a, err)
+	}
+}

@@ -118,3 +118,39 @@ func countRune(s string, r rune) int {
 	}
 	return n
 }
+
+func FuzzParseAggregate(f *testing.F) {
+	f.Add("name=m&bucket=5m&aggregates=count,p95&group_by=host,node_id&top=3&start=2025-01-15T10:00:00Z&end=2025-01-15T11:00:00Z")
+	f.Add("name=m&bucket=30&source=raw&attr.k=v")
+	cfg := testCfg
+	cfg.MaxBuckets, cfg.MaxSeriesRows = 1000, 1000
+	now := time.Date(2025, 1, 15, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		a, err := parseAggregate(q, cfg, now)
+		if err != nil {
+			var pe *ParamError
+			if !errors.As(err, &pe) || pe.Param == "" {
+				t.Fatalf("error without a parameter: %v", err)
+			}
+			return
+		}
+		if a.Name == "" || a.Bucket < time.Second || len(a.GroupBy) > 4 || !a.End.After(a.Start) ||
+			int64(a.End.Sub(a.Start)/a.Bucket) > int64(cfg.MaxBuckets) {
+			t.Fatalf("limits not enforced: %+v", a)
+		}
+		for _, k := range a.GroupBy {
+			if !groupKeyRE.MatchString(k) {
+				t.Fatalf("group key %q let through", k)
+			}
+		}
+		gsql, gargs := groupSQL(a.GroupBy)
+		asql, aargs := attrSQL(a.Attributes)
+		if countRune(gsql+asql, '?') != len(gargs)+len(aargs) {
+			t.Fatalf("placeholders and arguments differ")
+		}
+	})
+}
