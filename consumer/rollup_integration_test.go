@@ -157,6 +157,7 @@ func TestRollupsExactAfterReplay(t *testing.T) {
 	}
 
 	testenv.CheckRollups(t, testenv.ReadRollups(t, testenv.OpenClickHouse(t, e.ch), e.ch.Database), ms, []int64{60, 3600})
+	checkPublished(t, e)
 	var rawCount uint64
 	conn := testenv.OpenClickHouse(t, e.ch)
 	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.ch.Database+".metrics FINAL").Scan(&rawCount); err != nil {
@@ -215,4 +216,58 @@ func TestWorkersShareThePartitions(t *testing.T) {
 		t.Fatalf("only %d of 3 workers consumed anything: partitions were not shared", busy)
 	}
 	testenv.CheckRollups(t, testenv.ReadRollups(t, testenv.OpenClickHouse(t, e.ch), e.ch.Database), ms, []int64{60, 3600})
+}
+
+// checkPublished reads the rollups topic: every message decodes, and for each window and partition
+// the newest published version (highest last_offset) holds what the rollups table holds.
+func checkPublished(t *testing.T, e env) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(e.kcfg.RollupsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	codec, _ := schemas.NewCodec()
+	type key struct {
+		series    uint64
+		tier      int32
+		start     int64
+		partition int32
+	}
+	latest := map[key]schemas.Rollup{}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			ro, err := codec.DecodeRollup(r.Value)
+			if err != nil {
+				t.Fatalf("a published rollup does not decode: %v", err)
+			}
+			k := key{ro.SeriesID, ro.TierSeconds, ro.WindowStart.Unix(), ro.SourcePartition}
+			if old, ok := latest[k]; !ok || ro.LastOffset >= old.LastOffset {
+				latest[k] = ro
+			}
+		})
+	}
+	finals := 0
+	conn := testenv.OpenClickHouse(t, e.ch)
+	for k, ro := range latest {
+		if !ro.Final {
+			continue
+		}
+		finals++
+		var count uint64
+		var sum float64
+		if err := conn.QueryRow(context.Background(), "SELECT count, sum FROM "+e.ch.Database+".rollups FINAL WHERE series_id = ? AND tier = ? AND window_start = toDateTime(?) AND source_partition = ?",
+			k.series, uint32(k.tier), uint32(k.start), uint32(k.partition)).Scan(&count, &sum); err != nil {
+			t.Fatalf("published window %+v has no row: %v", k, err)
+		}
+		if count != ro.Count || math.Abs(sum-ro.Sum) > 1e-9*math.Max(1, math.Abs(sum)) {
+			t.Fatalf("published window %+v: count %d sum %v, the table has %d and %v", k, ro.Count, ro.Sum, count, sum)
+		}
+	}
+	if finals == 0 {
+		t.Fatal("no closed window was published on the rollups topic")
+	}
 }
