@@ -3,6 +3,7 @@ package producer_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"testing"
@@ -47,6 +48,7 @@ func BenchmarkSDK(b *testing.B) {
 	es, ms := sdkBenchLoad()
 	codec, _ := schemas.NewCodec()
 	var ratios, sdkRates, bareRates, allocs, bareAllocs []float64
+	var err error
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -54,6 +56,11 @@ func BenchmarkSDK(b *testing.B) {
 		cfg := producer.DefaultConfig()
 		cfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "bench", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 4, TopicReplication: 1}
 		cfg.Service, cfg.Host, cfg.MaxBufferedRecords = "bench", "h1", sdkBenchRecords
+		if v := os.Getenv("BENCH_LINGER"); v != "" { // for sweeps: BENCH_LINGER=20ms
+			if cfg.Linger, err = time.ParseDuration(v); err != nil {
+				b.Fatal(err)
+			}
+		}
 		b.StartTimer()
 
 		sdk := func() float64 {
