@@ -13,6 +13,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The UI test drives Debian's Chromium headless.
+command -v chromium >/dev/null 2>&1 || apt_install chromium
+
 for s in clickhouse kafka; do
 	if ! "$ROOT/deploy/$s.sh" status >/dev/null 2>&1; then
 		started+=("$s")

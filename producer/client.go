@@ -467,6 +467,9 @@ func (c *Client) Close(ctx context.Context) error {
 	return err
 }
 
+// Ping reports whether a broker answers, for readiness checks.
+func (c *Client) Ping(ctx context.Context) error { return c.kc.Ping(ctx) }
+
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	return Stats{

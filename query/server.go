@@ -79,6 +79,7 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 //	GET /healthz     the process is up
 //	GET /readyz      ClickHouse answers
 //	GET /metrics     Prometheus metrics
+//	GET /ui/         the explorer (events, traces, metric charts)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/events", s.instrument("events", s.authenticate(s.events)))
@@ -86,6 +87,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/traces/{trace_id}", s.instrument("trace", s.authenticate(s.trace)))
 	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.authenticate(s.metrics)))
 	mux.HandleFunc("GET /v1/aggregate", s.instrument("aggregate", s.authenticate(s.aggregate)))
+	mux.HandleFunc("GET /ui/", serveUI)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openAPI)

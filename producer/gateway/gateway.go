@@ -84,7 +84,7 @@ func New(cfg Config, p *producer.Client, log *slog.Logger) (*Gateway, error) {
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ingest", g.ingest)
-	observe.Mount(mux, g.reg, nil)
+	observe.Mount(mux, g.reg, map[string]observe.Check{"kafka": g.p.Ping})
 	return mux
 }
 

@@ -210,3 +210,17 @@ func TestAcceptedRecordsReachKafkaWithTheTokensTenant(t *testing.T) {
 		t.Fatal("2.0 lost its float type")
 	}
 }
+
+// /readyz reflects Kafka: 503 naming it while no broker answers.
+func TestReadinessReflectsKafka(t *testing.T) {
+	f := newFixture(t, nil, nil) // no broker
+	resp, err := http.Get(strings.TrimSuffix(f.url, "/v1/ingest") + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "kafka") {
+		t.Fatalf("readyz without a broker: %d %s", resp.StatusCode, body)
+	}
+}
