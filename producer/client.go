@@ -75,8 +75,9 @@ type Client struct {
 }
 
 // New returns a Client for cfg. It connects lazily: a broker that is down shows up as records that
-// wait in the buffer, not as an error here.
-func New(cfg Config) (*Client, error) {
+// wait in the buffer, not as an error here. extra options are appended to the Kafka client's (for
+// example kgo.WithHooks(kprom.NewMetrics(...)) for franz-go's own metrics).
+func New(cfg Config, extra ...kgo.Opt) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -94,7 +95,7 @@ func New(cfg Config) (*Client, error) {
 		kgo.ProducerBatchCompression(comp),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), // Kafka's murmur2 for keyed records
 	)
-	kc, err := kgo.NewClient(opts...)
+	kc, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("producer: kafka client: %w", err)
 	}

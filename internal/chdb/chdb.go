@@ -73,10 +73,10 @@ func Open(ctx context.Context, cfg Config, useDatabase bool) (driver.Conn, error
 }
 
 // Migrate creates the database and applies every migration not yet recorded in
-// <database>.schema_migrations, in order. It is idempotent: every statement is CREATE ... IF NOT
-// EXISTS, so a migration interrupted half-way is applied again in full. It returns the versions it
-// applied.
-func Migrate(ctx context.Context, conn driver.Conn, database string) ([]int, error) {
+// <database>.schema_migrations, in order, calling progress (if given) after each. It is
+// idempotent: every statement is CREATE ... IF NOT EXISTS, so a migration interrupted half-way is
+// applied again in full. It returns the versions it applied.
+func Migrate(ctx context.Context, conn driver.Conn, database string, progress ...func(schemas.Migration)) ([]int, error) {
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("database name %q: must match [A-Za-z_][A-Za-z0-9_]*", database)
 	}
@@ -128,6 +128,9 @@ func Migrate(ctx context.Context, conn driver.Conn, database string) ([]int, err
 			return applied, fmt.Errorf("migration %04d_%s: record: %w", m.Version, m.Name, err)
 		}
 		applied = append(applied, m.Version)
+		for _, p := range progress {
+			p(m)
+		}
 	}
 	return applied, nil
 }

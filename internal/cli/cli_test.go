@@ -32,8 +32,8 @@ func TestExitCodesAndHelp(t *testing.T) {
 	}
 	for _, c := range commands() {
 		code, out, _ := run(c.name, "--help")
-		if code != 0 || !strings.HasPrefix(out, "Usage: tributary "+c.name) {
-			t.Errorf("%s --help: %d %q", c.name, code, out)
+		if code != 0 || !strings.HasPrefix(out, "Usage: tributary "+c.name) || !strings.Contains(out, "Example") {
+			t.Errorf("%s --help: %d, want usage with examples: %q", c.name, code, out)
 		}
 	}
 	if code, _, errs := run("query", "extra"); code != 2 || !strings.Contains(errs, "unexpected arguments") {

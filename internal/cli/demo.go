@@ -35,6 +35,11 @@ The load is TRIBUTARY_DEMO_GRAPH_RUNS simulated graph runs (default 250), each r
 lifecycle events (graph_started, node_started, node_finished or node_failed, node_retry,
 graph_finished or graph_failed) and metrics (node_duration, node_execution_count, graph_duration,
 llm_api_cost, cpu_percent).
+
+Examples:
+  make demo                                   (starts ClickHouse, runs this, stops it)
+  TRIBUTARY_DEMO_GRAPH_RUNS=1000 tributary demo
+  TRIBUTARY_DEMO_KAFKA=external TRIBUTARY_KAFKA_BROKERS=127.0.0.1:19092 tributary demo
 `
 
 type demoConfig struct {

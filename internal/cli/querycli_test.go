@@ -70,3 +70,22 @@ func TestQuerySubcommands(t *testing.T) {
 		t.Fatalf("a missing -name must exit 2, got %d", code)
 	}
 }
+
+func TestMigrateReportsEachStep(t *testing.T) {
+	addr := testenv.ClickHouse(t).Addr[0] // a server that answers; migrate into a fresh database
+	db := testenv.Unique("migrate")
+	t.Setenv("TRIBUTARY_CLICKHOUSE_ADDR", addr)
+	t.Setenv("TRIBUTARY_CLICKHOUSE_DATABASE", db)
+	t.Setenv("TRIBUTARY_MIGRATE_KAFKA", "false")
+	t.Cleanup(func() {
+		conn := testenv.OpenClickHouse(t, testenv.ClickHouse(t))
+		_ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
+	})
+	code, out, errs := run("migrate")
+	if code != 0 || !strings.Contains(out, "applied 0001_raw_tables") || !strings.Contains(out, "applied 0002_rollups") {
+		t.Fatalf("first migrate: %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ = run("migrate"); code != 0 || !strings.Contains(out, "0 migration(s) applied") {
+		t.Fatalf("second migrate: %d %s", code, out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/chdb"
@@ -19,6 +20,7 @@ import (
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/schemas"
 )
 
 const migrateUsage = `Usage: tributary migrate
@@ -62,11 +64,14 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	applied, err := chdb.Migrate(ctx, conn, cfg.ClickHouse.Database)
+	fmt.Fprintf(env.Stdout, "clickhouse %s: migrating\n", cfg.ClickHouse.Database)
+	applied, err := chdb.Migrate(ctx, conn, cfg.ClickHouse.Database, func(m schemas.Migration) {
+		fmt.Fprintf(env.Stdout, "  applied %04d_%s (%d statements)\n", m.Version, m.Name, len(m.Statements))
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "clickhouse %s: %d migration(s) applied %v\n", cfg.ClickHouse.Database, len(applied), applied)
+	fmt.Fprintf(env.Stdout, "clickhouse %s: %d migration(s) applied, schema up to date\n", cfg.ClickHouse.Database, len(applied))
 	if cfg.WithKafka {
 		if err := kafka.EnsureTopics(ctx, cfg.Kafka); err != nil {
 			return err
@@ -82,7 +87,12 @@ Runs one consumer worker of the group TRIBUTARY_CONSUMER_GROUP: reads the events
 topics, writes batches to ClickHouse, commits offsets after each write. Run several for more
 throughput; they share the partitions. SIGINT/SIGTERM writes the batch in hand, commits and exits.
 
-Settings: TRIBUTARY_KAFKA_*, TRIBUTARY_CLICKHOUSE_*, TRIBUTARY_CONSUMER_* (see the README).
+Settings: TRIBUTARY_KAFKA_*, TRIBUTARY_CLICKHOUSE_*, TRIBUTARY_CONSUMER_*, TRIBUTARY_ROLLUP_*
+(see the README). Metrics, liveness and readiness on TRIBUTARY_CONSUMER_METRICS_LISTEN.
+
+Example:
+  TRIBUTARY_KAFKA_BROKERS=127.0.0.1:19092 TRIBUTARY_CONSUMER_GROUP=ingest tributary consumer
+  curl http://127.0.0.1:9464/readyz
 `
 
 type consumerRole struct {
@@ -238,11 +248,12 @@ func runGateway(ctx context.Context, env *Env, args []string) error {
 	if err := role.Validate(); err != nil {
 		return fmt.Errorf("%w: configuration: %v", errUsage, err)
 	}
-	p, err := producer.New(role.Producer)
+	reg := observe.NewRegistry()
+	p, err := producer.New(role.Producer, kgo.WithHooks(kprom.NewMetrics("tributary_kafka", kprom.Registerer(reg))))
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(role.Gateway, p, env.Log)
+	g, err := gateway.New(role.Gateway, p, env.Log, reg)
 	if err != nil {
 		return err
 	}

@@ -60,12 +60,17 @@ type Gateway struct {
 	records  prometheus.Counter
 }
 
-// New returns a gateway publishing through p.
-func New(cfg Config, p *producer.Client, log *slog.Logger) (*Gateway, error) {
+// New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
+// the caller can add p's franz-go metrics to it); nil makes a new one.
+func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Registry) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Gateway{cfg: cfg, p: p, log: log, reg: observe.NewRegistry(),
+	r := observe.NewRegistry()
+	if len(reg) > 0 && reg[0] != nil {
+		r = reg[0]
+	}
+	g := &Gateway{cfg: cfg, p: p, log: log, reg: r,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_gateway_requests_total", Help: "Ingest requests by HTTP status.",
 		}, []string{"status"}),
