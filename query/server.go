@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -100,25 +99,11 @@ func (s *Server) Handler() http.Handler {
 // Run serves on Config.Listen until ctx ends, then shuts down, giving requests in flight up to
 // 10 s. ready, if not nil, receives the bound address once the listener is open.
 func (s *Server) Run(ctx context.Context, ready chan<- string) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	err := observe.Serve(ctx, s.cfg.Listen, s.Handler(), ready, func(srv *http.Server) {
+		srv.WriteTimeout = s.cfg.Timeout + 30*time.Second
+	})
 	if err != nil {
-		return fmt.Errorf("query service: listen %s: %w", s.cfg.Listen, err)
-	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: s.cfg.Timeout + 30*time.Second}
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
 		return fmt.Errorf("query service: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("query service: shutdown: %w", err)
 	}
 	return nil
 }

@@ -133,28 +133,46 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// listCmd is what events and metrics share: their flags and the filter they make.
+type listCmd struct {
+	*common
+	name, trace, order *string
+	limit              *int
+}
+
+func newListCmd(name string, env *Env) (*flag.FlagSet, *listCmd) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	l := &listCmd{common: commonFlags(fs, env)}
+	l.name = fs.String("name", "", name[:len(name)-1]+" name")
+	l.trace = fs.String("trace", "", "trace id")
+	l.limit = fs.Int("limit", 100, "rows")
+	l.order = fs.String("order", "asc", "asc or desc")
+	return fs, l
+}
+
+func (l *listCmd) filter(fs *flag.FlagSet, args []string) (query.Filter, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return query.Filter{}, err
+	}
+	start, end, err := l.times()
+	return query.Filter{Name: *l.name, TraceID: *l.trace, Start: start, End: end, Attributes: l.attrs,
+		Limit: *l.limit, Descending: *l.order == "desc"}, err
+}
+
 func runEvents(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	c := commonFlags(fs, env)
+	fs, l := newListCmd("events", env)
 	var types listFlag
 	fs.Var(&types, "type", "event type (repeatable)")
-	name := fs.String("name", "", "event name")
-	trace := fs.String("trace", "", "trace id")
-	limit := fs.Int("limit", 100, "rows")
-	order := fs.String("order", "asc", "asc or desc")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	start, end, err := c.times()
+	f, err := l.filter(fs, args)
 	if err != nil {
 		return err
 	}
-	es, _, err := c.client().QueryEvents(ctx, query.Filter{Types: types, Name: *name, TraceID: *trace, Start: start, End: end,
-		Attributes: c.attrs, Limit: *limit, Descending: *order == "desc"})
+	f.Types = types
+	es, _, err := l.client().QueryEvents(ctx, f)
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if l.json {
 		return printJSON(env.Stdout, es)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
@@ -166,25 +184,16 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 }
 
 func runMetrics(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("metrics", flag.ContinueOnError)
-	c := commonFlags(fs, env)
-	name := fs.String("name", "", "metric name")
-	trace := fs.String("trace", "", "trace id")
-	limit := fs.Int("limit", 100, "rows")
-	order := fs.String("order", "asc", "asc or desc")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	start, end, err := c.times()
+	fs, l := newListCmd("metrics", env)
+	f, err := l.filter(fs, args)
 	if err != nil {
 		return err
 	}
-	ms, _, err := c.client().QueryMetrics(ctx, query.Filter{Name: *name, TraceID: *trace, Start: start, End: end, Attributes: c.attrs,
-		Limit: *limit, Descending: *order == "desc"})
+	ms, _, err := l.client().QueryMetrics(ctx, f)
 	if err != nil {
 		return err
 	}
-	if c.json {
+	if l.json {
 		return printJSON(env.Stdout, ms)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)

@@ -56,14 +56,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// Serve serves handler on addr until ctx ends, then shuts down within 5 s. ready, if not nil,
-// receives the bound address.
-func Serve(ctx context.Context, addr string, handler http.Handler, ready chan<- string) error {
+// Serve serves handler on addr until ctx ends, then shuts down, giving requests in flight up to
+// 10 s. ready, if not nil, receives the bound address. opts adjust the server (timeouts).
+func Serve(ctx context.Context, addr string, handler http.Handler, ready chan<- string, opts ...func(*http.Server)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(srv)
+	}
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -77,7 +80,7 @@ func Serve(ctx context.Context, addr string, handler http.Handler, ready chan<- 
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
 }

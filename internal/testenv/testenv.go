@@ -32,7 +32,7 @@ func need(t testing.TB, env string) string {
 	if v == "" {
 		t.Fatalf("%s is not set: this integration test needs the real servers; run it with `make test`, "+
 			"or start them with deploy/kafka.sh start && deploy/clickhouse.sh start and export "+
-			"%s=127.0.0.1:19092 %s=127.0.0.1:19000", env, KafkaEnv, ClickHouseEnv)
+			"%s=127.0.0.1:19092 %s=127.0.0.1:19094 %s=127.0.0.1:19000", env, KafkaEnv, KafkaSASLEnv, ClickHouseEnv)
 	}
 	return v
 }
