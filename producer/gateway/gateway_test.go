@@ -209,6 +209,19 @@ func TestAcceptedRecordsReachKafkaWithTheTokensTenant(t *testing.T) {
 	if _, isFloat := full.Attributes["ratio"].(float64); !isFloat {
 		t.Fatal("2.0 lost its float type")
 	}
+	// The gateway's /metrics carries its own counters and its producer's.
+	resp, err := http.Get(strings.TrimSuffix(f.url, "/v1/ingest") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"tributary_gateway_records_accepted_total 5", "tributary_producer_records_sent_total 5",
+		`tributary_gateway_requests_total{status="202"} 3`, "tributary_producer_buffered_records 0"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }
 
 // /readyz reflects Kafka: 503 naming it while no broker answers.

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tributary/tributary/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The consumer role serves /metrics (its own and franz-go's), /healthz and /readyz reflecting
+// Kafka and ClickHouse, logs JSON when asked, and exits 0 on SIGTERM.
+func TestConsumerRoleOperations(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topics := testenv.Topics(t, brokers, 1, "events", "metrics", "rollups", "dlq")
+	ch := testenv.ClickHouse(t)
+	bin := filepath.Join(t.TempDir(), "tributary")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tributary")
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "consumer")
+	cmd.Env = append(os.Environ(), "TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+topics[0],
+		"TRIBUTARY_KAFKA_METRICS_TOPIC="+topics[1], "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+topics[2], "TRIBUTARY_KAFKA_DLQ_TOPIC="+topics[3],
+		"TRIBUTARY_CLICKHOUSE_ADDR="+ch.Addr[0], "TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database,
+		"TRIBUTARY_CONSUMER_GROUP="+testenv.Unique("g"), "TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_LOG_FORMAT=json")
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for code, _ := get("/readyz"); code != 200; code, _ = get("/readyz") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready; logs:\n%s", logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	time.Sleep(time.Second) // let the client talk to the broker, so franz-go's metrics exist
+	code, body := get("/metrics")
+	for _, want := range []string{"tributary_consumer_records_consumed_total", "tributary_rollup_windows_open", "tributary_kafka_"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("consumer exited with %v; logs:\n%s", err, logs.String())
+	}
+	n := 0
+	sc := bufio.NewScanner(&logs)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line["level"] == nil || line["msg"] == nil {
+			t.Fatalf("not a JSON log line: %q", sc.Text())
+		}
+		n++
+	}
+	if n < 2 {
+		t.Fatalf("%d log lines", n)
+	}
+}
+
+// loadgen shows progress while it runs and a summary at the end.
+func TestLoadgenShowsProgress(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "tributary.events.v1", "tributary.metrics.v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	t.Setenv("TRIBUTARY_KAFKA_BROKERS", strings.Join(cluster.ListenAddrs(), ","))
+	t.Setenv("TRIBUTARY_LOADGEN_DURATION", "2500ms")
+	t.Setenv("TRIBUTARY_LOADGEN_RATE", "2000")
+	code, out, errs := run("loadgen")
+	if code != 0 || !strings.Contains(out, "sent ") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("loadgen: %d\n%s%s", code, out, errs)
+	}
+	progress := 0
+	for _, l := range strings.Split(errs, "\n") {
+		if strings.Contains(l, "rate") && strings.Contains(l, "errors 0") {
+			progress++
+		}
+	}
+	if progress < 2 {
+		t.Fatalf("%d progress lines in 2.5 s:\n%s", progress, errs)
+	}
+}
