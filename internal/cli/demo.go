@@ -306,7 +306,44 @@ func printDemoReport(ctx context.Context, out io.Writer, qc *query.Client, run s
 		fmt.Fprintf(tw, "%s\t%d\t%.4f\t%.4f\t%.4f\n", n, len(v), v[0], v[len(v)-1], sum/float64(len(v)))
 	}
 	tw.Flush()
+
+	// The same question answered by the rollups the consumer computed (minute windows merged).
+	start := durations[0].Timestamp.Truncate(time.Minute)
+	end := durations[len(durations)-1].Timestamp.Truncate(time.Minute).Add(time.Minute)
+	for _, m := range durations {
+		start = minTime(start, m.Timestamp.Truncate(time.Minute))
+		end = maxTime(end, m.Timestamp.Truncate(time.Minute).Add(time.Minute))
+	}
+	a, err := qc.Aggregate(ctx, query.AggregateQuery{Name: "node_duration", Bucket: 24 * time.Hour, Start: start, End: end,
+		Aggregates: []string{"count", "avg", "p50", "p95", "p99"}, GroupBy: []string{"node_id"}, Attributes: only})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nGET /v1/aggregate?name=node_duration&group_by=node_id&aggregates=count,avg,p50,p95,p99 (answered from %s):\n", a.Source)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tCOUNT\tAVG (s)\tP50 (s)\tP95 (s)\tP99 (s)")
+	for _, sr := range a.Series {
+		for _, p := range sr.Points {
+			v := p.Values
+			fmt.Fprintf(tw, "%s\t%.0f\t%.4f\t%.4f\t%.4f\t%.4f\n", sr.Group["node_id"], v["count"], v["avg"], v["p50"], v["p95"], v["p99"])
+		}
+	}
+	tw.Flush()
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {
