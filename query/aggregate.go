@@ -34,10 +34,10 @@ type AggregateQuery struct {
 	Source     string // auto (default), raw or rollups
 }
 
-// Values renders q as query parameters.
+// Values renders q as query parameters: its name, range and attributes as a Filter renders them,
+// plus the aggregation's own.
 func (q AggregateQuery) Values() url.Values {
-	v := url.Values{}
-	v.Set("name", q.Name)
+	v := Filter{Name: q.Name, Start: q.Start, End: q.End, Attributes: q.Attributes}.Values()
 	if q.Bucket > 0 {
 		v.Set("bucket", q.Bucket.String())
 	}
@@ -46,15 +46,6 @@ func (q AggregateQuery) Values() url.Values {
 	}
 	if len(q.GroupBy) > 0 {
 		v.Set("group_by", strings.Join(q.GroupBy, ","))
-	}
-	if !q.Start.IsZero() {
-		v.Set("start", q.Start.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.End.IsZero() {
-		v.Set("end", q.End.UTC().Format(time.RFC3339Nano))
-	}
-	for k, val := range q.Attributes {
-		v.Set(attrPrefix+k, val)
 	}
 	if q.Top > 0 {
 		v.Set("top", strconv.Itoa(q.Top))

@@ -184,3 +184,18 @@ func (c *Client) Trace(ctx context.Context, traceID string) ([]schemas.Event, er
 	}
 	return out, nil
 }
+
+// All pages through a query (QueryEvents or QueryMetrics) from f.Offset to its end and returns
+// every item.
+func All[T any](ctx context.Context, f Filter, page func(context.Context, Filter) ([]T, int, error)) ([]T, error) {
+	var all []T
+	for off := f.Offset; off >= 0; {
+		f.Offset = off
+		items, next, err := page(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		all, off = append(all, items...), next
+	}
+	return all, nil
+}

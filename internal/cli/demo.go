@@ -222,27 +222,13 @@ func sendDemoLoad(ctx context.Context, p *producer.Client, run string, graphs in
 	return l, nil
 }
 
-// fetchAll pages through a query until its end.
-func fetchAll[T any](ctx context.Context, f query.Filter, page func(context.Context, query.Filter) ([]T, int, error)) ([]T, error) {
-	var all []T
-	for off := 0; off >= 0; {
-		f.Offset = off
-		items, next, err := page(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		all, off = append(all, items...), next
-	}
-	return all, nil
-}
-
 func printDemoReport(ctx context.Context, out io.Writer, qc *query.Client, run string, load demoLoad) error {
 	only := map[string]string{"demo_run": run}
-	events, err := fetchAll(ctx, query.Filter{Attributes: only, Limit: 10000}, qc.QueryEvents)
+	events, err := query.All(ctx, query.Filter{Attributes: only, Limit: 10000}, qc.QueryEvents)
 	if err != nil {
 		return err
 	}
-	metrics, err := fetchAll(ctx, query.Filter{Attributes: only, Limit: 10000}, qc.QueryMetrics)
+	metrics, err := query.All(ctx, query.Filter{Attributes: only, Limit: 10000}, qc.QueryMetrics)
 	if err != nil {
 		return err
 	}
@@ -281,7 +267,7 @@ func printDemoReport(ctx context.Context, out io.Writer, qc *query.Client, run s
 		fmt.Fprintf(out, "  %s  %-14s %s\n", e.Timestamp.Format("15:04:05.000000"), e.Type, e.Name)
 	}
 
-	durations, err := fetchAll(ctx, query.Filter{Name: "node_duration", Attributes: only, Limit: 10000}, qc.QueryMetrics)
+	durations, err := query.All(ctx, query.Filter{Name: "node_duration", Attributes: only, Limit: 10000}, qc.QueryMetrics)
 	if err != nil {
 		return err
 	}

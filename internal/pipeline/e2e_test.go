@@ -139,21 +139,13 @@ func TestEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	qc := query.NewClient(stack.QueryURL, nil)
-	var gotEvents []schemas.Event
-	for off := 0; off >= 0; {
-		page, next, err := qc.QueryEvents(ctx, query.Filter{Limit: 3000, Offset: off})
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotEvents, off = append(gotEvents, page...), next
+	gotEvents, err := query.All(ctx, query.Filter{Limit: 3000}, qc.QueryEvents)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var gotMetrics []schemas.Metric
-	for off := 0; off >= 0; {
-		page, next, err := qc.QueryMetrics(ctx, query.Filter{Limit: 10000, Offset: off})
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotMetrics, off = append(gotMetrics, page...), next
+	gotMetrics, err := query.All(ctx, query.Filter{Limit: 10000}, qc.QueryMetrics)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(gotEvents) != n || len(gotMetrics) != n {
 		t.Fatalf("query service returned %d events and %d metrics, want %d each", len(gotEvents), len(gotMetrics), n)
