@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"testing"
 	"time"
@@ -70,17 +68,8 @@ func newAggFixture(t *testing.T) *aggFixture {
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
 	qcfg := query.Config{ClickHouse: ro, Listen: "x", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 100000, Timeout: 10 * time.Second,
 		MaxBuckets: 5000, MaxSeriesRows: 100000, RollupTiers: []time.Duration{time.Minute, time.Hour}}
-	serve := func(tokens map[string]string) string {
-		qcfg.Tokens = tokens
-		s, err := query.New(qcfg, testenv.OpenClickHouse(t, ro), slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(s.Handler())
-		t.Cleanup(srv.Close)
-		return srv.URL
-	}
-	scoped := serve(map[string]string{"acme-token-1": "acme", "globex-token-1": "globex"})
+	qcfg.Tokens = map[string]string{"acme-token-1": "acme", "globex-token-1": "globex"}
+	scoped := testenv.QueryServer(t, qcfg)
 	f.acme = query.NewClient(scoped, nil).WithToken("acme-token-1")
 	f.globex = query.NewClient(scoped, nil).WithToken("globex-token-1")
 	f.open = query.NewClient(scoped, nil)

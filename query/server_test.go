@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -58,16 +56,10 @@ func newFixture(t *testing.T) *fixture {
 	}
 	ro := cfg
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
-	rconn := testenv.OpenClickHouse(t, ro)
 	qcfg := query.DefaultConfig()
 	qcfg.ClickHouse, qcfg.DefaultLimit, qcfg.MaxLimit, qcfg.MaxOffset = ro, 50, 1000, 10000
-	s, err := query.New(qcfg, rconn, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	f.url, f.client = srv.URL, query.NewClient(srv.URL, nil)
+	f.url = testenv.QueryServer(t, qcfg)
+	f.client = query.NewClient(f.url, nil)
 	return f
 }
 

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -36,37 +33,32 @@ func TestQuerySubcommands(t *testing.T) {
 	}
 	qcfg := query.DefaultConfig()
 	qcfg.ClickHouse = cfg
-	s, err := query.New(qcfg, conn, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	url := testenv.QueryServer(t, qcfg)
 
-	code, out, errs := run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-bucket", "5m", "-aggregates", "count,avg,max",
+	code, out, errs := run("aggregate", "-url", url, "-name", "cpu_percent", "-bucket", "5m", "-aggregates", "count,avg,max",
 		"-group-by", "host", "-start", "2025-01-15T10:00:00Z", "-end", "2025-01-15T10:10:00Z")
 	if code != 0 || !strings.Contains(out, "from rollups") || !strings.Contains(out, "host=h0") || !strings.Contains(out, "2025-01-15T10:05:00Z") {
 		t.Fatalf("aggregate: %d\n%s%s", code, out, errs)
 	}
-	code, out, _ = run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-bucket", "10m", "-aggregates", "count",
+	code, out, _ = run("aggregate", "-url", url, "-name", "cpu_percent", "-bucket", "10m", "-aggregates", "count",
 		"-start", "2025-01-15T10:00:00Z", "-end", "2025-01-15T10:10:00Z", "-json")
 	var a query.AggregateAnswer
 	if code != 0 || json.Unmarshal([]byte(out), &a) != nil || a.Series[0].Points[0].Values["count"] != 120 {
 		t.Fatalf("aggregate -json: %d %s", code, out)
 	}
-	code, out, _ = run("events", "-url", srv.URL, "-type", "node_failed", "-start", "2025-01-15T00:00:00Z")
+	code, out, _ = run("events", "-url", url, "-type", "node_failed", "-start", "2025-01-15T00:00:00Z")
 	if code != 0 || !strings.Contains(out, "load_1 Failed") || !strings.Contains(out, `"error":"boom"`) {
 		t.Fatalf("events: %d %s", code, out)
 	}
-	code, out, _ = run("metrics", "-url", srv.URL, "-name", "cpu_percent", "-attr", "host=h1", "-limit", "3", "-json")
+	code, out, _ = run("metrics", "-url", url, "-name", "cpu_percent", "-attr", "host=h1", "-limit", "3", "-json")
 	var got []schemas.Metric
 	if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got) != 3 || got[0].Attributes["host"] != "h1" {
 		t.Fatalf("metrics: %d %s", code, out)
 	}
-	if code, _, errs := run("aggregate", "-url", srv.URL, "-name", "cpu_percent", "-aggregates", "p42"); code != 1 || !strings.Contains(errs, "aggregates") {
+	if code, _, errs := run("aggregate", "-url", url, "-name", "cpu_percent", "-aggregates", "p42"); code != 1 || !strings.Contains(errs, "aggregates") {
 		t.Fatalf("a 400 must exit 1 naming the parameter: %d %s", code, errs)
 	}
-	if code, _, _ := run("aggregate", "-url", srv.URL); code != 2 {
+	if code, _, _ := run("aggregate", "-url", url); code != 2 {
 		t.Fatalf("a missing -name must exit 2, got %d", code)
 	}
 }

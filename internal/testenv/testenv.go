@@ -7,6 +7,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/query"
 )
 
 // Environment variables the test command sets.
@@ -126,4 +130,17 @@ func Topics(t testing.TB, brokers []string, partitions int32, prefixes ...string
 		cl.Close()
 	})
 	return names
+}
+
+// QueryServer serves a query service with cfg (its ClickHouse account opened for it) over HTTP
+// until the test ends, and returns its URL.
+func QueryServer(t testing.TB, cfg query.Config) string {
+	t.Helper()
+	s, err := query.New(cfg, OpenClickHouse(t, cfg.ClickHouse), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -3,9 +3,6 @@ package uicheck
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,12 +53,7 @@ func TestExplorerInHeadlessChromium(t *testing.T) {
 	}
 	qcfg := query.DefaultConfig()
 	qcfg.ClickHouse = cfg
-	s, err := query.New(qcfg, conn, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	url := testenv.QueryServer(t, qcfg)
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
@@ -88,7 +80,7 @@ func TestExplorerInHeadlessChromium(t *testing.T) {
 		return v
 	}
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	do("open", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(css("#events-form")))
+	do("open", chromedp.Navigate(url+"/"), chromedp.WaitVisible(css("#events-form")))
 	// Events: pick a type and an attribute, search.
 	do("search events",
 		chromedp.SendKeys(css("#events-type"), "node_failed"),
