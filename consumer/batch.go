@@ -81,7 +81,7 @@ func (b *Batch) commitList() []*kgo.Record {
 
 func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
 	c := &b.Events
-	keys, values := schemas.FlattenAttributes(e.Attributes)
+	attrJSON, keys, values := schemas.AttributeColumns(e.Attributes)
 	c.Tenant = append(c.Tenant, e.Tenant)
 	c.EventID = append(c.EventID, e.EventID)
 	c.TraceID = append(c.TraceID, e.TraceID)
@@ -90,7 +90,7 @@ func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
 	c.Name = append(c.Name, e.Name)
 	c.Timestamp = append(c.Timestamp, e.Timestamp.Truncate(time.Second))
 	c.TimestampUS = append(c.TimestampUS, uint64(e.Timestamp.UnixMicro()))
-	c.Attributes = append(c.Attributes, string(schemas.AppendAttributesJSON(nil, e.Attributes)))
+	c.Attributes = append(c.Attributes, attrJSON)
 	c.AttrKeys = append(c.AttrKeys, keys)
 	c.AttrValues = append(c.AttrValues, values)
 	c.Service = append(c.Service, e.Service)

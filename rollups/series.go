@@ -22,11 +22,8 @@ type Series struct {
 
 // SeriesOf returns m's series.
 func SeriesOf(m *schemas.Metric) *Series {
-	s := &Series{
-		Tenant: m.Tenant, Name: m.Name, Unit: m.Unit, Type: m.AggregationType, Attributes: m.Attributes,
-		AttrJSON: string(schemas.AppendAttributesJSON(nil, m.Attributes)),
-	}
-	s.AttrKeys, s.AttrValues = schemas.FlattenAttributes(m.Attributes)
+	s := &Series{Tenant: m.Tenant, Name: m.Name, Unit: m.Unit, Type: m.AggregationType, Attributes: m.Attributes}
+	s.AttrJSON, s.AttrKeys, s.AttrValues = schemas.AttributeColumns(m.Attributes)
 	s.ID = SeriesID(s.Tenant, s.Name, s.Unit, string(s.Type), s.AttrJSON)
 	return s
 }

@@ -174,6 +174,26 @@ func FlattenAttributes(attrs map[string]any) (keys, values []string) {
 	return keys, values
 }
 
+// AttributeColumns returns what the tables store of attrs: the canonical JSON (as
+// AppendAttributesJSON writes it) and the flattened keys and values (as FlattenAttributes gives
+// them), sorting the keys once for both. attrs must be normalised.
+func AttributeColumns(attrs map[string]any) (json string, keys, values []string) {
+	keys, values = FlattenAttributes(attrs)
+	if len(keys) == 0 {
+		return "{}", keys, values
+	}
+	b := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONValue(b, attrs[k])
+	}
+	return string(append(b, '}')), keys, values
+}
+
 func flatValue(v any) string {
 	switch x := v.(type) {
 	case nil:

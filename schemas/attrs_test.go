@@ -146,3 +146,14 @@ func TestValidate(t *testing.T) {
 	m.Name = ""
 	f("empty metric name", m.Validate(), ErrEmptyField, "name")
 }
+
+func TestAttributeColumnsAgreeWithTheirParts(t *testing.T) {
+	for _, attrs := range []map[string]any{nil, {}, sampleEvent().Attributes, {"a": 1.0, "b": []any{int64(1)}}} {
+		n, _ := NormalizeAttributes(attrs)
+		js, keys, values := AttributeColumns(n)
+		wk, wv := FlattenAttributes(n)
+		if js != string(AppendAttributesJSON(nil, n)) || !reflect.DeepEqual(keys, wk) || !reflect.DeepEqual(values, wv) {
+			t.Fatalf("%v: %s %v %v", attrs, js, keys, values)
+		}
+	}
+}
