@@ -94,23 +94,30 @@ func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
 }
 
+const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM "
+
 func (s *Server) queryEvents(ctx context.Context, f Filter) ([]EventJSON, error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	if len(f.Attributes) > 0 && f.TraceID == "" {
+		return s.queryEventsByAttr(ctx, f)
+	}
 	cond, args := where(f, "events")
 	tail, targs := orderLimit(f, "event_id")
 	table := ".events"
 	if f.TraceID != "" {
 		table = ".events_by_trace" // ordered by trace: read by key, not scanned
 	}
-	sql := "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM " +
-		s.cfg.ClickHouse.Database + table + " FINAL" + cond + tail
-	ctx, cancel := s.queryCtx(ctx)
-	defer cancel()
-	rows, err := s.conn.Query(ctx, sql, append(args, targs...)...)
+	return s.readEvents(ctx, eventColumns+s.cfg.ClickHouse.Database+table+" FINAL"+cond+tail, append(args, targs...))
+}
+
+func (s *Server) readEvents(ctx context.Context, sql string, args []any) ([]EventJSON, error) {
+	rows, err := s.conn.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
 	defer rows.Close()
-	out := make([]EventJSON, 0, min(f.Limit, 1024))
+	out := []EventJSON{}
 	for rows.Next() {
 		var e EventJSON
 		var trace, span, attrs string

@@ -112,6 +112,22 @@ func TestEventFiltersMatchBruteForce(t *testing.T) {
 	check("attribute", query.Filter{Attributes: map[string]string{"node_id": "node_4"}}, func(e schemas.Event) bool { return e.Attributes["node_id"] == "node_4" })
 	check("int attribute", query.Filter{Attributes: map[string]string{"n": "42"}}, func(e schemas.Event) bool { return e.Attributes["n"] == int64(42) })
 	check("desc, page 2", query.Filter{Limit: 30, Offset: 30, Descending: true}, all)
+	// Attribute filters read the attribute index a time window at a time (query/attrindex.go):
+	// small pages of a frequent value, rare combinations that need wider windows, both orders.
+	node4 := func(e schemas.Event) bool { return e.Attributes["node_id"] == "node_4" }
+	check("attribute, small page", query.Filter{Attributes: map[string]string{"node_id": "node_4"}, Limit: 3}, node4)
+	check("attribute, small page desc", query.Filter{Attributes: map[string]string{"node_id": "node_4"}, Limit: 3, Offset: 4, Descending: true}, node4)
+	check("attribute + rare name", query.Filter{Attributes: map[string]string{"node_id": "node_4"}, Name: "n3", Limit: 2, Offset: 3},
+		func(e schemas.Event) bool { return node4(e) && e.Name == "n3" })
+	check("attribute + rare name desc", query.Filter{Attributes: map[string]string{"node_id": "node_4"}, Name: "n3", Limit: 2, Descending: true},
+		func(e schemas.Event) bool { return node4(e) && e.Name == "n3" })
+	check("two attributes", query.Filter{Attributes: map[string]string{"node_id": "node_4", "n": "28"}},
+		func(e schemas.Event) bool { return node4(e) && e.Attributes["n"] == int64(28) })
+	check("attribute + range + span", query.Filter{Attributes: map[string]string{"node_id": "node_4"}, SpanID: "s1", Start: start, End: end, Limit: 2},
+		func(e schemas.Event) bool {
+			return node4(e) && e.SpanID == "s1" && !e.Timestamp.Before(start) && e.Timestamp.Before(end)
+		})
+	check("attribute, no match", query.Filter{Attributes: map[string]string{"node_id": "node_9"}}, func(schemas.Event) bool { return false })
 	check("type + time + attribute", query.Filter{Types: []string{"node_started"}, Start: start, Attributes: map[string]string{"node_id": "node_0"}},
 		func(e schemas.Event) bool {
 			return e.Type == "node_started" && !e.Timestamp.Before(start) && e.Attributes["node_id"] == "node_0"

@@ -19,7 +19,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if len(applied) != 0 {
 		t.Fatalf("second migrate applied %v again", applied)
 	}
-	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "metrics", "rollups", "schema_migrations"} {
+	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_by_attr", "events_by_attr_mv", "metrics", "rollups", "schema_migrations"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)

@@ -40,14 +40,15 @@ type Dropped struct {
 	Partition string // YYYYMMDD
 }
 
-// Enforce drops, in database, every partition of events (and its trace index, events_by_trace),
+// Enforce drops, in database, every partition of events (and its indexes, events_by_trace and
+// events_by_attr),
 // metrics and rollups whose day ended more than the table's retention before now. A partition of day D is kept while D >= today - days.
 func Enforce(ctx context.Context, conn driver.Conn, database string, cfg Config, now time.Time) ([]Dropped, error) {
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("retention: database %q is not a valid identifier", database)
 	}
-	days := map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
-	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN ('events', 'events_by_trace', 'metrics', 'rollups')", database)
+	days := map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_by_attr": cfg.EventsDays, "metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN ('events', 'events_by_trace', 'events_by_attr', 'metrics', 'rollups')", database)
 	if err != nil {
 		return nil, fmt.Errorf("retention: list partitions: %w", err)
 	}

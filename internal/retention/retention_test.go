@@ -20,7 +20,7 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 	var ms []schemas.Metric
 	for _, age := range []int{0, 1, 7, 8, 40} { // days before now
 		ts := now.AddDate(0, 0, -age)
-		es = append(es, schemas.Event{EventID: fmt.Sprint("e", age), TraceID: "tr", Type: "t", Name: "n", Timestamp: ts})
+		es = append(es, schemas.Event{EventID: fmt.Sprint("e", age), TraceID: "tr", Type: "t", Name: "n", Timestamp: ts, Attributes: map[string]any{"k": "v"}})
 		ms = append(ms, schemas.Metric{MetricID: fmt.Sprint("m", age), Name: "m", AggregationType: schemas.Counter, Value: 1, Timestamp: ts})
 	}
 	ctx := context.Background()
@@ -41,11 +41,11 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 		return n
 	}
 	// events keep 7 days: ages 0, 1, 7 stay; metrics keep 1 day: 0, 1 stay; rollups keep all.
-	if e, tr, m, r := count("events"), count("events_by_trace"), count("metrics"), count("rollups"); e != 3 || tr != 3 || m != 2 || r != 5 {
-		t.Fatalf("after retention: %d events, %d in the trace index, %d metrics, %d rollup rows; dropped %v", e, tr, m, r, dropped)
+	if e, tr, a, m, r := count("events"), count("events_by_trace"), count("events_by_attr"), count("metrics"), count("rollups"); e != 3 || tr != 3 || a != 3 || m != 2 || r != 5 {
+		t.Fatalf("after retention: %d events, %d in the trace index, %d in the attribute index, %d metrics, %d rollup rows; dropped %v", e, tr, a, m, r, dropped)
 	}
-	if len(dropped) != 7 {
-		t.Fatalf("dropped %v, want 2 events, 2 trace index and 3 metrics partitions", dropped)
+	if len(dropped) != 9 {
+		t.Fatalf("dropped %v, want 2 events, 2 trace index, 2 attribute index and 3 metrics partitions", dropped)
 	}
 	again, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, Interval: time.Hour}, now)
 	if err != nil || len(again) != 0 {
