@@ -3,16 +3,21 @@
 #   make test   every test, integration included, on a real Kafka broker and ClickHouse server
 GO ?= go
 
-.PHONY: demo test build vet fmt fuzz servers stop clean help
+.PHONY: demo test bench build vet fmt fuzz servers stop clean help
 
 help:
-	@echo "make demo | make test | make build | make servers | make stop | make fuzz | make clean"
+	@echo "make demo | make test | make bench | make build | make servers | make stop | make fuzz | make clean"
 
 demo:
 	@bash deploy/demo.sh
 
 test:
 	@bash deploy/test.sh
+
+# The benchmark harness: real servers, every scenario, writes BENCHMARKS.md and BENCHMARKS.json
+# (about 15 minutes). BENCH_FLAGS=-short for a smoke run, BENCH_FLAGS='-only query' for one scenario.
+bench:
+	@bash deploy/bench.sh
 
 build:
 	$(GO) build -o bin/tributary ./cmd/tributary

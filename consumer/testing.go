@@ -31,6 +31,13 @@ func WriteForTest(ctx context.Context, conn driver.Conn, database string, events
 // RollUpForTest rolls metrics up as a worker does (partition 0, offsets in slice order) and writes
 // the windows, for tests of what reads the rollups table.
 func RollUpForTest(ctx context.Context, conn driver.Conn, database string, metrics []schemas.Metric, tiers []time.Duration) error {
+	return RollUpFrom(ctx, conn, database, metrics, tiers, 0)
+}
+
+// RollUpFrom is RollUpForTest for one of several successive slices of partition 0: the slice's
+// first point has offset first, so that windows rewritten by a later slice replace earlier rows.
+// The benchmark harness loads its data with it.
+func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics []schemas.Metric, tiers []time.Duration, first int64) error {
 	sink, err := NewClickHouseSink(conn, database)
 	if err != nil {
 		return err
@@ -43,7 +50,7 @@ func RollUpForTest(ctx context.Context, conn driver.Conn, database string, metri
 	}
 	pts := make([]rollups.Point, len(metrics))
 	for i := range metrics {
-		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: int64(i)}
+		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i)}
 	}
 	missing := e.Missing(pts)
 	found, err := sink.LoadWindows(ctx, missing)

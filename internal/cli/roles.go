@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"time"
@@ -100,12 +101,16 @@ type consumerRole struct {
 	// MetricsListen serves /metrics, /healthz and /readyz; empty turns it off.
 	MetricsListen string `envconfig:"CONSUMER_METRICS_LISTEN" default:"127.0.0.1:9464"`
 	// GCPercent is the Go garbage collector's target (GOGC). Decoding allocates a lot; 400 trades
-	// memory for about 1.5x the throughput on 2 cores (BENCHMARKS.md). The GOGC variable wins if set.
+	// memory for throughput (the consumer stage went from 0.60 to 0.72 of a bare insert on 2 cores
+	// when it was introduced; make bench's consumer scenario runs at 400). GOGC wins if set.
 	GCPercent int `envconfig:"CONSUMER_GC_PERCENT" default:"400"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT), in bytes: near it the
 	// collector runs as often as needed, so the relaxed GCPercent costs no unbounded memory. The
 	// GOMEMLIMIT variable wins if set; 0 turns the limit off.
 	MemoryLimit int64 `envconfig:"CONSUMER_MEMORY_LIMIT" default:"402653184"`
+	// Pprof serves Go's profiler (/debug/pprof/) on the metrics listener, for finding where the
+	// time goes (make bench profiles the consumer with it). Off by default.
+	Pprof bool `envconfig:"CONSUMER_PPROF" default:"false"`
 }
 
 func runConsumer(ctx context.Context, env *Env, args []string) error {
@@ -148,6 +153,10 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 		defer kc.Close()
 		mux := http.NewServeMux()
 		observe.Mount(mux, reg, map[string]observe.Check{"clickhouse": conn.Ping, "kafka": kc.Ping})
+		if role.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		ready := make(chan string, 1)
 		go func() {
 			if err := observe.Serve(ctx, role.MetricsListen, mux, ready); err != nil {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,12 +34,7 @@ func TestConsumerRoleOperations(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	topics := testenv.Topics(t, brokers, 1, "events", "metrics", "rollups", "dlq")
 	ch := testenv.ClickHouse(t)
-	bin := filepath.Join(t.TempDir(), "tributary")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tributary")
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testenv.Binary(t)
 	addr := freeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "consumer")

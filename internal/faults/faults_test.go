@@ -23,7 +23,7 @@ func TestConsumerKilledMidFlow(t *testing.T) {
 	k := topicsConfig(brokers, testenv.Topics(t, brokers, 4, "events", "metrics", "rollups", "dlq"))
 	ch := testenv.ClickHouse(t)
 	conn := testenv.OpenClickHouse(t, ch)
-	bin := buildBinary(t)
+	bin := testenv.Binary(t)
 	group := testenv.Unique("group")
 	env := append(os.Environ(),
 		"TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+k.EventsTopic,

@@ -49,7 +49,7 @@ func TestConsumerMemoryBound(t *testing.T) {
 	cl.Close()
 	recs = nil
 
-	cmd := exec.Command(buildBinary(t), "consumer")
+	cmd := exec.Command(testenv.Binary(t), "consumer")
 	cmd.Env = append(os.Environ(),
 		"TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+k.EventsTopic,
 		"TRIBUTARY_KAFKA_METRICS_TOPIC="+k.MetricsTopic, "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+k.RollupsTopic,

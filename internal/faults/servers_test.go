@@ -7,22 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 )
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
 
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -57,7 +47,7 @@ func (s *server) Stop()  { s.run("stop") }
 // privateClickHouse starts a ClickHouse server of our own, with a migrated database, and stops it
 // when the test ends.
 func privateClickHouse(t *testing.T) (*server, chdb.Config) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	tcp, http := freePort(t), freePort(t)
 	s := &server{t: t, script: filepath.Join(root, "deploy/clickhouse.sh"), Addr: fmt.Sprintf("127.0.0.1:%d", tcp), env: []string{
 		fmt.Sprintf("CLICKHOUSE_TCP_PORT=%d", tcp), fmt.Sprintf("CLICKHOUSE_HTTP_PORT=%d", http), "TRIBUTARY_STATE_DIR=" + t.TempDir(),
@@ -81,7 +71,7 @@ func privateClickHouse(t *testing.T) (*server, chdb.Config) {
 // privateKafka starts a broker of our own (sharing the downloaded jars) and stops it when the test
 // ends.
 func privateKafka(t *testing.T) *server {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	state := os.Getenv("TRIBUTARY_STATE_DIR")
 	if state == "" {
 		state = filepath.Join(root, ".state")
@@ -94,16 +84,4 @@ func privateKafka(t *testing.T) *server {
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
-}
-
-// buildBinary builds cmd/tributary into the test's temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "tributary")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tributary")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }

@@ -19,14 +19,6 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-func repoRoot(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
 // unwrap turns Avro's {"v": x} attribute values, as Java prints them, back into plain values.
 func unwrap(v any) any {
 	switch x := v.(type) {
@@ -52,7 +44,7 @@ func unwrap(v any) any {
 // A Java consumer with Apache Avro's BinaryMessageDecoder and our .avsc files reads events,
 // metrics and rollups from the real broker, every field as written.
 func TestJavaConsumerReadsOurTopics(t *testing.T) {
-	root := repoRoot(t)
+	root := testenv.RepoRoot(t)
 	build := exec.Command("bash", filepath.Join(root, "deploy/interop/build.sh"))
 	var stderr bytes.Buffer
 	build.Stderr = &stderr

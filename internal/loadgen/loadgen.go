@@ -137,34 +137,61 @@ func (f *Fleet) Batch(n int, now time.Time) ([]schemas.Event, []schemas.Metric) 
 	var es []schemas.Event
 	var ms []schemas.Metric
 	for range n {
-		f.seq++
-		host := f.hosts[f.rng.IntN(len(f.hosts))]
-		node := fmt.Sprintf("node_%02d", f.rng.IntN(20))
-		region := regions[len(host)%len(regions)+f.rng.IntN(1)]
-		trace := fmt.Sprintf("%s-%d", host, f.seq/8)
-		src := schemas.Source{Service: "fleet", Host: host}
-		switch k := f.rng.IntN(8); {
-		case k < 2:
-			types := []string{producer.EventNodeStarted, producer.EventNodeFinished, producer.EventNodeFinished, producer.EventNodeFailed}
-			typ := types[f.rng.IntN(len(types))]
-			attrs := map[string]any{"node_id": node, "node_type": "TransformNode", "region": region, "execution_count": f.seq % 1000}
-			if typ == producer.EventNodeFailed {
-				attrs["error"] = "timeout after 30s"
-			}
-			es = append(es, schemas.Event{TraceID: trace, Type: typ, Name: node + " " + typ, Timestamp: now, Attributes: attrs, Source: src})
-		case k < 4:
-			ms = append(ms, schemas.Metric{TraceID: trace, Name: producer.MetricNodeDuration, Value: 0.001 + f.rng.ExpFloat64()*0.05,
-				Unit: "seconds", AggregationType: schemas.Histogram, Timestamp: now, Attributes: map[string]any{"node_id": node, "region": region}, Source: src})
-		case k < 6:
-			ms = append(ms, schemas.Metric{Name: "http_requests_total", Value: 1, Unit: "count", AggregationType: schemas.Counter, Timestamp: now,
-				Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": []int{200, 200, 404, 500}[f.rng.IntN(4)], "host": host},
-				Source:     src})
-		default:
-			ms = append(ms, schemas.Metric{Name: "cpu_percent", Value: 5 + f.rng.Float64()*90, Unit: "percent", AggregationType: schemas.Gauge,
-				Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src})
+		e, m := f.next(8, 0, now)
+		if e != nil {
+			es = append(es, *e)
+		} else {
+			ms = append(ms, *m)
 		}
 	}
 	return es, ms
+}
+
+// Event returns one event of the fleet's mix (node lifecycle events), stamped at ts.
+func (f *Fleet) Event(ts time.Time) schemas.Event {
+	e, _ := f.next(2, 0, ts)
+	return *e
+}
+
+// Metric returns one metric point of the fleet's mix (a third node durations, a sixth request
+// counters, a sixth request durations, a third CPU gauges), stamped at ts.
+func (f *Fleet) Metric(ts time.Time) schemas.Metric {
+	_, m := f.next(6, 2, ts)
+	return *m
+}
+
+// next makes one record of kind base+rand(kinds): kinds 0-1 are events, 2-3 node durations, 4
+// request counters, 5 request durations (a histogram by host), 6-7 CPU gauges.
+func (f *Fleet) next(kinds, base int, now time.Time) (*schemas.Event, *schemas.Metric) {
+	f.seq++
+	host := f.hosts[f.rng.IntN(len(f.hosts))]
+	node := fmt.Sprintf("node_%02d", f.rng.IntN(20))
+	region := regions[len(host)%len(regions)+f.rng.IntN(1)]
+	trace := fmt.Sprintf("%s-%d", host, f.seq/8)
+	src := schemas.Source{Service: "fleet", Host: host}
+	switch k := base + f.rng.IntN(kinds); {
+	case k < 2:
+		types := []string{producer.EventNodeStarted, producer.EventNodeFinished, producer.EventNodeFinished, producer.EventNodeFailed}
+		typ := types[f.rng.IntN(len(types))]
+		attrs := map[string]any{"node_id": node, "node_type": "TransformNode", "region": region, "execution_count": f.seq % 1000}
+		if typ == producer.EventNodeFailed {
+			attrs["error"] = "timeout after 30s"
+		}
+		return &schemas.Event{TraceID: trace, Type: typ, Name: node + " " + typ, Timestamp: now, Attributes: attrs, Source: src}, nil
+	case k < 4:
+		return nil, &schemas.Metric{TraceID: trace, Name: producer.MetricNodeDuration, Value: 0.001 + f.rng.ExpFloat64()*0.05,
+			Unit: "seconds", AggregationType: schemas.Histogram, Timestamp: now, Attributes: map[string]any{"node_id": node, "region": region}, Source: src}
+	case k == 5:
+		return nil, &schemas.Metric{Name: "http_request_duration_seconds", Value: 0.002 + f.rng.ExpFloat64()*0.03, Unit: "seconds",
+			AggregationType: schemas.Histogram, Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src}
+	case k < 6:
+		return nil, &schemas.Metric{Name: "http_requests_total", Value: 1, Unit: "count", AggregationType: schemas.Counter, Timestamp: now,
+			Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": []int{200, 200, 404, 500}[f.rng.IntN(4)], "host": host},
+			Source:     src}
+	default:
+		return nil, &schemas.Metric{Name: "cpu_percent", Value: 5 + f.rng.Float64()*90, Unit: "percent", AggregationType: schemas.Gauge,
+			Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src}
+	}
 }
 
 // Progress is a snapshot of a run.

@@ -1,0 +1,287 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/loadgen"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/schemas"
+)
+
+// runConsumer: a pre-loaded topic through a worker (decode, validate, rollups, raw and rollup
+// inserts, closed windows published, commit), timed from its start (group join included) until
+// every record is stored, against (a) inserting the same rows, already decoded, with bare
+// clickhouse-go columnar batches, and (b) ClickHouse's own Kafka table engine reading the same
+// rows as JSONEachRow through materialized views into the same tables. Sides alternate.
+func runConsumer(ctx context.Context, e *Env, s *Section) error {
+	// The consumer role sets this (TRIBUTARY_CONSUMER_GC_PERCENT); it applies to every side here.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	n, runs := pick(e, 200000, 20000), pick(e, 5, 1)
+	es, ms, err := fleetRecords(loadgen.NewFleet(50, 7), n/2, n/2, time.Now().UTC().Add(-10*time.Minute), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	var workerR, bareR, engineR []float64
+	engineErr := ""
+	for run := range runs {
+		sides := []func() error{
+			func() error {
+				r, err := workerSide(ctx, e, es, ms)
+				workerR = append(workerR, r)
+				return err
+			},
+			func() error {
+				r, err := bareSide(ctx, e, es, ms)
+				bareR = append(bareR, r)
+				return err
+			},
+			func() error {
+				if engineErr != "" {
+					return nil
+				}
+				r, err := engineSide(ctx, e, es, ms)
+				if err != nil {
+					engineErr = err.Error()
+					e.logf("kafka engine anchor failed: %v", err)
+					return nil
+				}
+				engineR = append(engineR, r)
+				return nil
+			},
+		}
+		for i := range sides {
+			if err := sides[(i+run)%len(sides)](); err != nil {
+				return err
+			}
+			e.cleanup()
+		}
+		e.logf("consumer run %d: worker %.0f/s, bare insert %.0f/s, kafka engine %v", run+1, workerR[run], bareR[run], engineR)
+	}
+	f := compare("worker records/s", "records/s", workerR, "bare clickhouse-go columnar insert", bareR)
+	s.Figures = append(s.Figures, f.target("ratio ≥ 0.70", f.Ratio >= 0.70))
+	if len(engineR) == len(workerR) {
+		s.Figures = append(s.Figures, compare("worker records/s vs in-database anchor", "records/s", workerR, "ClickHouse Kafka engine (JSONEachRow)", engineR))
+	}
+	s.Notes = append(s.Notes, fmt.Sprintf("Each run pre-loads %s records of the load generator's fleet (half events, half metrics over "+
+		"10 minutes, zstd) into fresh 4-partition topics and a fresh database. The worker runs with the consumer role's settings "+
+		"(50,000-record batches, 1 s interval, GC target 400) and rollups on (1 m and 1 h tiers); its time runs from its start, "+
+		"group join included, until every record is stored. The bare baseline inserts the same rows, already decoded, with "+
+		"clickhouse-go columnar batches. Before each side the harness waits for ClickHouse's background merges to finish.",
+		thousands(int64(n))),
+		"The in-database anchor: the same rows as JSONEachRow (already flattened to the tables' columns: ClickHouse does no Avro "+
+			"decoding, attribute flattening or rollups) on two topics, read by Kafka-engine tables (one consumer each, "+
+			"kafka_max_block_size 50,000, group offsets committed at the start beforehand) through materialized views into the "+
+			"same `events` and `metrics` tables; timed from creating the views until every row is stored.")
+	if engineErr != "" {
+		s.Notes = append(s.Notes, "The Kafka-engine anchor failed on this machine: `"+engineErr+"`.")
+	}
+	return nil
+}
+
+// settle waits (up to 20 s) until ClickHouse runs no background merges, so a side does not pay for
+// the previous one's.
+func settle(ctx context.Context, conn driver.Conn) {
+	runtime.GC()
+	for range 200 {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil || n == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func preload(ctx context.Context, k kafka.Config, es []schemas.Event, ms []schemas.Metric) error {
+	codec, err := schemas.NewCodec()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.MaxBufferedRecords(len(es)+len(ms)+1))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for i := range es {
+		v, _ := codec.AppendEvent(nil, &es[i])
+		cl.Produce(ctx, &kgo.Record{Topic: k.EventsTopic, Key: []byte(es[i].TraceID), Value: v}, nil)
+	}
+	for i := range ms {
+		v, _ := codec.AppendMetric(nil, &ms[i])
+		cl.Produce(ctx, &kgo.Record{Topic: k.MetricsTopic, Key: producer.SeriesKey(&ms[i]), Value: v}, nil)
+	}
+	return cl.Flush(ctx)
+}
+
+func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric) (float64, error) {
+	n := uint64(len(es) + len(ms))
+	chcfg, conn, err := e.database(ctx)
+	if err != nil {
+		return 0, err
+	}
+	k, err := e.topics(ctx, 4)
+	if err != nil {
+		return 0, err
+	}
+	if err := preload(ctx, k, es, ms); err != nil {
+		return 0, err
+	}
+	cfg := consumerConfig(k, chcfg, unique("bench"))
+	sink, err := consumer.NewClickHouseSink(conn, chcfg.Database)
+	if err != nil {
+		return 0, err
+	}
+	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return 0, err
+	}
+	settle(ctx, conn)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- w.Run(runCtx) }()
+	deadline := time.Now().Add(5 * time.Minute)
+	for w.Stats().Written < n {
+		if time.Now().After(deadline) {
+			cancel()
+			return 0, fmt.Errorf("worker stored %d of %d records in 5 minutes", w.Stats().Written, n)
+		}
+		select {
+		case err := <-done:
+			cancel()
+			return 0, fmt.Errorf("worker stopped: %v", err)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	cancel()
+	if err := <-done; err != nil {
+		return 0, err
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// consumerConfig is the consumer role's defaults on the given topics, database and group.
+func consumerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config {
+	return consumer.Config{Kafka: k, ClickHouse: ch, Group: group, BatchMaxRecords: 50000, BatchMaxBytes: 32 << 20,
+		BatchInterval: time.Second, FetchMaxBytes: 4 << 20, RetryBackoffMax: 10 * time.Second, ShutdownTimeout: 30 * time.Second,
+		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000}
+}
+
+func bareSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric) (float64, error) {
+	chcfg, conn, err := e.database(ctx)
+	if err != nil {
+		return 0, err
+	}
+	settle(ctx, conn)
+	start := time.Now()
+	if err := consumer.WriteForTest(ctx, conn, chcfg.Database, es, ms); err != nil {
+		return 0, err
+	}
+	return float64(len(es)+len(ms)) / time.Since(start).Seconds(), nil
+}
+
+const chTime = "2006-01-02 15:04:05"
+
+// engineSide is the in-database anchor (see runConsumer).
+func engineSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric) (float64, error) {
+	chcfg, conn, err := e.database(ctx)
+	if err != nil {
+		return 0, err
+	}
+	k, err := e.topics(ctx, 4)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now().UTC().Format(chTime)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ProducerBatchCompression(kgo.ZstdCompression()),
+		kgo.MaxBufferedRecords(len(es)+len(ms)+1))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	for i := range es {
+		ev := &es[i]
+		js, keys, vals := schemas.AttributeColumns(ev.Attributes)
+		b, _ := json.Marshal(map[string]any{"tenant": ev.Tenant, "event_id": ev.EventID, "trace_id": ev.TraceID, "span_id": ev.SpanID,
+			"type": ev.Type, "name": ev.Name, "timestamp": ev.Timestamp.UTC().Format(chTime), "timestamp_us": ev.Timestamp.UnixMicro(),
+			"attributes": js, "attr_keys": keys, "attr_values": vals, "service": ev.Service, "host": ev.Host, "ingested_at": now})
+		cl.Produce(ctx, &kgo.Record{Topic: k.EventsTopic, Key: []byte(ev.TraceID), Value: b}, nil)
+	}
+	for i := range ms {
+		m := &ms[i]
+		js, keys, vals := schemas.AttributeColumns(m.Attributes)
+		b, _ := json.Marshal(map[string]any{"tenant": m.Tenant, "metric_id": m.MetricID, "trace_id": m.TraceID, "name": m.Name,
+			"value": m.Value, "unit": m.Unit, "aggregation_type": string(m.AggregationType), "timestamp": m.Timestamp.UTC().Format(chTime),
+			"timestamp_us": m.Timestamp.UnixMicro(), "attributes": js, "attr_keys": keys, "attr_values": vals, "service": m.Service,
+			"host": m.Host, "ingested_at": now})
+		cl.Produce(ctx, &kgo.Record{Topic: k.MetricsTopic, Key: producer.SeriesKey(m), Value: b}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return 0, err
+	}
+	// The engine starts a new group at the end of the topic: commit offset 0 for it first.
+	group := unique("engine")
+	adm := kadm.NewClient(cl)
+	offs := kadm.Offsets{}
+	for _, t := range []string{k.EventsTopic, k.MetricsTopic} {
+		for p := range k.TopicPartitions {
+			offs.Add(kadm.Offset{Topic: t, Partition: p, At: 0, LeaderEpoch: -1})
+		}
+	}
+	if err := adm.CommitAllOffsets(ctx, group, offs); err != nil {
+		return 0, fmt.Errorf("commit the engine's start offsets: %w", err)
+	}
+	db := chcfg.Database
+	settle(ctx, conn)
+	e.defer_(func() {
+		for _, t := range []string{"events_kafka_mv", "metrics_kafka_mv", "events_kafka", "metrics_kafka"} {
+			_ = conn.Exec(context.Background(), "DROP TABLE IF EXISTS "+db+"."+t)
+		}
+	})
+	start := time.Now()
+	for _, t := range []struct{ table, topic string }{{"events", k.EventsTopic}, {"metrics", k.MetricsTopic}} {
+		stmts := []string{
+			fmt.Sprintf("CREATE TABLE %s.%s_kafka AS %s.%s ENGINE = Kafka SETTINGS kafka_broker_list = '%s', kafka_topic_list = '%s', "+
+				"kafka_group_name = '%s', kafka_format = 'JSONEachRow', kafka_max_block_size = 50000",
+				db, t.table, db, t.table, k.Brokers[0], t.topic, group),
+			fmt.Sprintf("CREATE MATERIALIZED VIEW %s.%s_kafka_mv TO %s.%s AS SELECT * FROM %s.%s_kafka", db, t.table, db, t.table, db, t.table),
+		}
+		for _, st := range stmts {
+			if err := conn.Exec(ctx, st); err != nil {
+				return 0, err
+			}
+		}
+	}
+	want := uint64(len(es) + len(ms))
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var got uint64
+		if err := conn.QueryRow(ctx, "SELECT (SELECT count() FROM "+db+".events) + (SELECT count() FROM "+db+".metrics)").Scan(&got); err != nil {
+			return 0, err
+		}
+		if got >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("the Kafka engine stored %d of %d rows in 3 minutes", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return float64(want) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,264 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/kafka"
+)
+
+// pipe is a running pipeline of separate processes: consumer workers of one group on fresh topics
+// and a fresh database, and optionally the query service.
+type pipe struct {
+	e         *Env
+	k         kafka.Config
+	ch        chdb.Config
+	conn      driver.Conn
+	group     string
+	consumers []*service
+	query     *service
+	queryURL  string
+	adm       *kadm.Client
+}
+
+func (p *pipe) kafkaEnv() []string {
+	return []string{"TRIBUTARY_KAFKA_BROKERS=" + strings.Join(p.k.Brokers, ","), "TRIBUTARY_KAFKA_EVENTS_TOPIC=" + p.k.EventsTopic,
+		"TRIBUTARY_KAFKA_METRICS_TOPIC=" + p.k.MetricsTopic, "TRIBUTARY_KAFKA_ROLLUPS_TOPIC=" + p.k.RollupsTopic,
+		"TRIBUTARY_KAFKA_DLQ_TOPIC=" + p.k.DLQTopic, "TRIBUTARY_LOG_LEVEL=warn"}
+}
+
+// newPipe starts consumers consumer processes (default settings, profiler on) over topics of the
+// given partitions, and the query service (read-only account) if withQuery.
+func newPipe(ctx context.Context, e *Env, partitions int32, consumers int, withQuery bool) (*pipe, error) {
+	ch, conn, err := e.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k, err := e.topics(ctx, partitions)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
+	if err != nil {
+		return nil, err
+	}
+	e.defer_(cl.Close)
+	p := &pipe{e: e, k: k, ch: ch, conn: conn, group: unique("bench"), adm: kadm.NewClient(cl)}
+	for range consumers {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		s, err := e.start("consumer", append(p.kafkaEnv(), "TRIBUTARY_CLICKHOUSE_ADDR="+e.ClickHouseAddr,
+			"TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database, "TRIBUTARY_CONSUMER_GROUP="+p.group,
+			"TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
+		if err != nil {
+			return nil, err
+		}
+		s.addr = addr
+		if err := waitHTTP(ctx, "http://"+addr+"/readyz", s); err != nil {
+			return nil, err
+		}
+		p.consumers = append(p.consumers, s)
+	}
+	if withQuery {
+		if p.query, p.queryURL, err = e.startQuery(ctx, ch); err != nil {
+			return nil, err
+		}
+	}
+	// Wait until the group has its partitions, so a step does not time the group join.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ls, err := p.adm.DescribeGroups(ctx, p.group)
+		if err == nil {
+			if g, ok := ls[p.group]; ok && g.State == "Stable" && len(g.Members) == consumers {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("consumer group %s did not become stable with %d members in 30 s", p.group, consumers)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p, nil
+}
+
+// lag is the records in the events and metrics topics not yet committed by the group.
+func (p *pipe) lag(ctx context.Context) (int64, error) {
+	ends, err := p.adm.ListEndOffsets(ctx, p.k.EventsTopic, p.k.MetricsTopic)
+	if err != nil {
+		return 0, err
+	}
+	committed, err := p.adm.FetchOffsets(ctx, p.group)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	ends.Each(func(o kadm.ListedOffset) {
+		at := int64(0)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+			at = c.At
+		}
+		lag += o.Offset - at
+	})
+	return lag, nil
+}
+
+// stored counts raw rows in ClickHouse.
+func (p *pipe) stored(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := p.conn.QueryRow(ctx, "SELECT (SELECT count() FROM "+p.ch.Database+".events) + (SELECT count() FROM "+p.ch.Database+".metrics)").Scan(&n)
+	return n, err
+}
+
+// drain waits until the group has committed everything (up to limit).
+func (p *pipe) drain(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		l, err := p.lag(ctx)
+		if err == nil && l == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("consumer lag still %d after %v (%v)", l, limit, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+var sentRE = regexp.MustCompile(`sent (\d+) records`)
+
+// loadgen runs `tributary loadgen` with the SDK at rate records/s for d; the result reports what
+// it sent, its CPU time and its peak RSS.
+type loadResult struct {
+	sent    int64
+	cpu     float64 // seconds
+	peakMiB float64
+}
+
+func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*exec.Cmd, *os.File, error) {
+	out, err := os.CreateTemp("", "tributary-bench-loadgen-*.log")
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(p.e.Binary, "loadgen")
+	cmd.Env = append(append(os.Environ(), p.kafkaEnv()...), "TRIBUTARY_LOADGEN_RATE="+strconv.Itoa(rate),
+		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	p.e.defer_(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		out.Close()
+		_ = os.Remove(out.Name())
+	})
+	return cmd, out, nil
+}
+
+func waitLoadgen(cmd *exec.Cmd, out *os.File) (loadResult, error) {
+	err := cmd.Wait()
+	var r loadResult
+	if st := cmd.ProcessState; st != nil {
+		r.cpu = (st.UserTime() + st.SystemTime()).Seconds()
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+			r.peakMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+		}
+	}
+	f, ferr := os.Open(out.Name())
+	if ferr != nil {
+		return r, ferr
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	var tail []string
+	for sc.Scan() {
+		line := sc.Text()
+		if m := sentRE.FindStringSubmatch(line); m != nil && strings.HasPrefix(line, "sent ") {
+			r.sent, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+		tail = append(tail, line)
+		if len(tail) > 5 {
+			tail = tail[1:]
+		}
+	}
+	if err != nil {
+		return r, fmt.Errorf("loadgen: %w: %s", err, strings.Join(tail, " | "))
+	}
+	return r, nil
+}
+
+// cpuMeter measures the CPU used by a set of processes between start and stop, in cores.
+type cpuMeter struct {
+	pids  map[string]int
+	start map[string]float64
+	t0    time.Time
+}
+
+func newCPUMeter(pids map[string]int) *cpuMeter {
+	m := &cpuMeter{pids: pids, start: map[string]float64{}, t0: time.Now()}
+	for name, pid := range pids {
+		m.start[name], _ = cpuSeconds(pid)
+	}
+	return m
+}
+
+// cores returns each process's average cores used since the meter started.
+func (m *cpuMeter) cores() map[string]float64 {
+	out := map[string]float64{}
+	el := time.Since(m.t0).Seconds()
+	for name, pid := range m.pids {
+		if v, err := cpuSeconds(pid); err == nil {
+			out[name] = (v - m.start[name]) / el
+		}
+	}
+	return out
+}
+
+// profileTop fetches a CPU profile of a consumer for secs seconds and returns `go tool pprof -top`
+// (the heaviest functions, cumulative).
+func (e *Env) profileTop(ctx context.Context, addr string, secs int) (string, error) {
+	f, err := os.CreateTemp("", "tributary-bench-*.pprof")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	f.Close()
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs)
+	resp, err := (&http.Client{Timeout: time.Duration(secs+30) * time.Second}).Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetch %s: %d %v", url, resp.StatusCode, err)
+	}
+	if err := os.WriteFile(f.Name(), body, 0o600); err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=20", e.Binary, f.Name()).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %v: %s", err, out)
+	}
+	return string(out), nil
+}
