@@ -27,6 +27,21 @@ func (s *Server) aggregate(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.queryCtx(r.Context())
 	defer cancel()
+	if source == "rollups" && wantsPercentiles(a.Aggregates) {
+		// Only histograms' windows carry a sketch: percentiles of other types come from raw rows.
+		typ, err := s.rollupType(ctx, a, tier, tenantOf(r))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if typ != "" && typ != "histogram" {
+			if a.Source == "rollups" {
+				s.fail(w, r, badParam("source", "%s is a %s: rollups keep percentiles for histograms only; use source=raw or auto", a.Name, typ))
+				return
+			}
+			source = "raw"
+		}
+	}
 	var cells []cell
 	if source == "rollups" {
 		cells, err = s.fromRollups(ctx, a, tier, tenantOf(r))
@@ -166,4 +181,32 @@ func (s *Server) fromRaw(ctx context.Context, a AggregateQuery, tenant tenantSco
 		return nil, badParam("group_by", "more than %d bucket x group cells; narrow with attr.<key> filters, a wider bucket or fewer keys", s.cfg.MaxSeriesRows)
 	}
 	return cells, nil
+}
+
+func wantsPercentiles(aggs []string) bool {
+	for _, a := range aggs {
+		if _, ok := quantileOf[a]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rollupType is the aggregation type of a's metric in its rollup windows ("" when there are none).
+func (s *Server) rollupType(ctx context.Context, a AggregateQuery, tier int64, tenant tenantScope) (string, error) {
+	tsql, targs := tenantSQL(tenant.tenant, tenant.scoped)
+	rows, err := s.conn.Query(ctx, "SELECT toString(aggregation_type) FROM "+s.cfg.ClickHouse.Database+".rollups WHERE name = ? AND tier = ?"+
+		" AND window_start >= toDateTime(?) AND window_start < toDateTime(?)"+tsql+" LIMIT 1",
+		append([]any{a.Name, uint32(tier), uint32(a.Start.Unix()), uint32(a.End.Unix())}, targs...)...)
+	if err != nil {
+		return "", fmt.Errorf("aggregate from rollups: %w", err)
+	}
+	defer rows.Close()
+	var typ string
+	if rows.Next() {
+		if err := rows.Scan(&typ); err != nil {
+			return "", fmt.Errorf("aggregate from rollups: %w", err)
+		}
+	}
+	return typ, rows.Err()
 }

@@ -22,7 +22,8 @@ import (
 // aggFixture loads metrics of two tenants (raw rows and their rollups) and events, and serves them
 // with tokens for each tenant.
 type aggFixture struct {
-	metrics []schemas.Metric // tenant acme
+	metrics []schemas.Metric // tenant acme, node_duration (a histogram)
+	gauges  []schemas.Metric // tenant acme, cpu (a gauge)
 	events  []schemas.Event  // tenant acme
 	acme    *query.Client
 	globex  *query.Client
@@ -51,6 +52,13 @@ func newAggFixture(t *testing.T) *aggFixture {
 		other := m
 		other.MetricID, other.Tenant, other.Value = "g"+m.MetricID, "globex", m.Value*1000
 		all = append(all, other)
+	}
+	for i := range 600 {
+		g := schemas.Metric{MetricID: fmt.Sprintf("c%04d", i), Name: "cpu", Unit: "percent", AggregationType: schemas.Gauge,
+			Value: float64((i*37)%100) + 0.5, Timestamp: t0.Add(time.Duration(i) * 7 * time.Second),
+			Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%3)}, Source: schemas.Source{Tenant: "acme"}}
+		f.gauges = append(f.gauges, g)
+		all = append(all, g)
 	}
 	types := []string{"node_started", "node_finished", "node_failed"}
 	for i := range 900 {
@@ -172,9 +180,31 @@ func TestAggregatesMatchBruteForce(t *testing.T) {
 		}
 		compare(t, a, brute(f.metrics, int64(c.bucket/time.Second), c.groupBy, start, end), c.groupBy, c.tol)
 	}
+	// Rollups keep percentiles for histograms only: a gauge's percentiles come from raw rows when the
+	// source is auto, and asking rollups for them is a 400 naming source.
+	q := query.AggregateQuery{Name: "cpu", Bucket: 5 * time.Minute, Aggregates: []string{"avg", "p95"}, GroupBy: []string{"host"}, Start: start, End: end}
+	a, err := f.acme.Aggregate(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Source != "raw" {
+		t.Fatalf("gauge percentiles answered from %s, want raw", a.Source)
+	}
+	compare(t, a, brute(f.gauges, 300, "host", start, end), "host", 0)
+	q.Aggregates = []string{"avg"}
+	if a, err = f.acme.Aggregate(ctx, q); err != nil || a.Source != "rollups" {
+		t.Fatalf("gauge average: source %s, %v; want rollups", a.Source, err)
+	}
+	compare(t, a, brute(f.gauges, 300, "host", start, end), "host", 0)
+	q.Aggregates, q.Source = []string{"p95"}, "rollups"
+	_, err = f.acme.Aggregate(ctx, q)
+	var apiErr *query.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Parameter != "source" {
+		t.Fatalf("gauge p95 from rollups: %v, want 400 naming source", err)
+	}
 	// An unaligned range goes to raw rows; top keeps the groups with the most points.
 	off := start.Add(90 * time.Second)
-	a, err := f.acme.Aggregate(ctx, query.AggregateQuery{Name: "node_duration", Bucket: time.Minute, Aggregates: []string{"count", "max"},
+	a, err = f.acme.Aggregate(ctx, query.AggregateQuery{Name: "node_duration", Bucket: time.Minute, Aggregates: []string{"count", "max"},
 		GroupBy: []string{"node_id"}, Start: off, End: end, Top: 2, Attributes: map[string]string{"host": "h1"}})
 	if err != nil {
 		t.Fatal(err)

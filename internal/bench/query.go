@@ -192,7 +192,11 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 			}
 			var ans struct {
 				Source string
-				Series []json.RawMessage
+				Series []struct {
+					Points []struct {
+						Values map[string]float64
+					}
+				}
 			}
 			d, err := get(ctx, q("/v1/aggregate", url.Values{"name": {"http_request_duration_seconds"}, "bucket": {"1m"}, "aggregates": {"p95"}, "group_by": {"host"},
 				"start": {rfc(start)}, "end": {rfc(end)}, "source": {src}}), &ans)
@@ -201,6 +205,13 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 			}
 			if ans.Source != src || len(ans.Series) != 32 {
 				return fmt.Errorf("aggregate from %s: answered from %q with %d series, want 32", src, ans.Source, len(ans.Series))
+			}
+			for _, ser := range ans.Series {
+				for _, pt := range ser.Points {
+					if _, ok := pt.Values["p95"]; !ok {
+						return fmt.Errorf("aggregate from %s: a point without p95", src)
+					}
+				}
 			}
 			if src == "rollups" {
 				roll = append(roll, ms(d))

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -130,6 +131,13 @@ var (
 	endpoints = []string{"/api/process", "/api/query", "/api/ingest", "/api/users", "/api/orders", "/api/search", "/api/login", "/api/logout",
 		"/api/cart", "/api/pay", "/api/ship", "/api/track", "/api/admin", "/api/report", "/api/export", "/api/health"}
 	regions = []string{"eu-west", "eu-north", "us-east", "ap-south"}
+	nodes   = func() []string {
+		out := make([]string, 20)
+		for i := range out {
+			out[i] = fmt.Sprintf("node_%02d", i)
+		}
+		return out
+	}()
 )
 
 // Batch returns n records, about a quarter events and the rest metrics, stamped now.
@@ -165,9 +173,9 @@ func (f *Fleet) Metric(ts time.Time) schemas.Metric {
 func (f *Fleet) next(kinds, base int, now time.Time) (*schemas.Event, *schemas.Metric) {
 	f.seq++
 	host := f.hosts[f.rng.IntN(len(f.hosts))]
-	node := fmt.Sprintf("node_%02d", f.rng.IntN(20))
+	node := nodes[f.rng.IntN(len(nodes))]
 	region := regions[len(host)%len(regions)+f.rng.IntN(1)]
-	trace := fmt.Sprintf("%s-%d", host, f.seq/8)
+	trace := host + "-" + strconv.Itoa(f.seq/8)
 	src := schemas.Source{Service: "fleet", Host: host}
 	switch k := base + f.rng.IntN(kinds); {
 	case k < 2:
