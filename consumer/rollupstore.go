@@ -14,6 +14,12 @@ const rollupColumns = "tenant, name, unit, aggregation_type, series_id, attribut
 	"window_start, source_partition, last_offset, count, sum, min, max, last, last_ts_us, " +
 	"sketch_pos_keys, sketch_pos_counts, sketch_neg_keys, sketch_neg_counts, sketch_zero, updated_at"
 
+// rollupWriteColumns adds the stored percentiles, which only the query service reads.
+const rollupWriteColumns = rollupColumns + ", sketch_p50, sketch_p90, sketch_p95, sketch_p99"
+
+// storedQuantiles are the percentiles written with each window (migration 0005).
+var storedQuantiles = [4]float64{0.5, 0.9, 0.95, 0.99}
+
 // WriteWindows stores windows as rows of the rollups table (each replacing the key's older rows).
 func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window) error {
 	if len(ws) == 0 {
@@ -30,7 +36,11 @@ func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window)
 		sum, mn, mx, last              = make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 		posK, negK                     = make([][]int32, n), make([][]int32, n)
 		posC, negC                     = make([][]uint64, n), make([][]uint64, n)
+		qs                             [4][]float64
 	)
+	for j := range qs {
+		qs[j] = make([]float64, n)
+	}
 	now := time.Now().UTC().Truncate(time.Second)
 	for i, w := range ws {
 		sr, a := w.Series, &w.Agg
@@ -45,10 +55,13 @@ func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window)
 			negK[i], negC[i] = rollups.Arrays(a.Sketch.Neg)
 			zero[i] = a.Sketch.Zero
 		}
+		for j, q := range storedQuantiles {
+			qs[j][i] = rollups.QuantileOfArrays(posK[i], posC[i], negK[i], negC[i], zero[i], q) // NaN without a sketch
+		}
 		updated[i] = now
 	}
-	return s.insert(ctx, "rollups", rollupColumns, tenant, name, unit, agg, seriesID, attrs, keys, values, tier,
-		start, part, lastOffset, count, sum, mn, mx, last, lastTS, posK, posC, negK, negC, zero, updated)
+	return s.insert(ctx, "rollups", rollupWriteColumns, tenant, name, unit, agg, seriesID, attrs, keys, values, tier,
+		start, part, lastOffset, count, sum, mn, mx, last, lastTS, posK, posC, negK, negC, zero, updated, qs[0], qs[1], qs[2], qs[3])
 }
 
 // LoadWindows returns the stored rows of keys (the latest version of each; keys without a row are

@@ -2,7 +2,6 @@ package query
 
 import (
 	"fmt"
-	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -10,14 +9,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tributary/tributary/rollups"
 )
 
 // Aggregates a time-series request may ask for.
 var aggregateNames = []string{"count", "sum", "min", "max", "avg", "rate", "last", "p50", "p90", "p95", "p99"}
 
 var quantileOf = map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+// quantileNames orders the percentiles as raw queries compute them and cells hold them.
+var quantileNames = [...]string{"p50", "p90", "p95", "p99"}
+
+func (c *cell) setQuantile(name string, v float64) {
+	i := slices.Index(quantileNames[:], name)
+	c.quantiles[i], c.hasQuantile[i] = v, true
+}
 
 // groupKeyRE is what an attribute key used in group_by may look like.
 var groupKeyRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
@@ -195,7 +200,8 @@ type cell struct {
 	count       uint64
 	sum, lo, hi float64
 	last        float64
-	quantiles   map[string]float64
+	quantiles   [len(quantileNames)]float64 // by index in quantileNames
+	hasQuantile [len(quantileNames)]bool
 }
 
 func (c *cell) values(aggs []string, bucketSeconds float64) map[string]float64 {
@@ -217,8 +223,8 @@ func (c *cell) values(aggs []string, bucketSeconds float64) map[string]float64 {
 		case "last":
 			out[a] = c.last
 		default:
-			if v, ok := c.quantiles[a]; ok {
-				out[a] = v
+			if i := slices.Index(quantileNames[:], a); i >= 0 && c.hasQuantile[i] {
+				out[a] = c.quantiles[i]
 			}
 		}
 	}
@@ -260,18 +266,6 @@ func assemble(a AggregateQuery, cells []cell) []Series {
 	})
 	if a.Top > 0 && len(out) > a.Top {
 		out = out[:a.Top]
-	}
-	return out
-}
-
-func sketchQuantiles(aggs []string, sk *rollups.Sketch, lo, hi float64) map[string]float64 {
-	out := map[string]float64{}
-	for _, a := range aggs {
-		if q, ok := quantileOf[a]; ok {
-			if v := sk.Quantile(q); !math.IsNaN(v) { // only histograms have sketches
-				out[a] = math.Max(lo, math.Min(hi, v))
-			}
-		}
 	}
 	return out
 }

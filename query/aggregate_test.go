@@ -9,6 +9,8 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,7 +102,11 @@ func brute(ms []schemas.Metric, bucket int64, groupBy string, start, end time.Ti
 		}
 		g := ""
 		if groupBy != "" {
-			g = fmt.Sprint(m.Attributes[groupBy])
+			var parts []string
+			for _, k := range strings.Split(groupBy, ",") {
+				parts = append(parts, fmt.Sprint(m.Attributes[k]))
+			}
+			g = strings.Join(parts, "|")
 		}
 		k := bkey{m.Timestamp.Unix() / bucket * bucket, g}
 		vals[k] = append(vals[k], m.Value)
@@ -128,7 +134,13 @@ func compare(t *testing.T, a query.AggregateAnswer, want map[bkey]map[string]flo
 	for _, s := range a.Series {
 		for _, p := range s.Points {
 			n++
-			w := want[bkey{p.Time.Unix(), s.Group[groupBy]}]
+			var parts []string
+			if groupBy != "" {
+				for _, k := range strings.Split(groupBy, ",") {
+					parts = append(parts, s.Group[k])
+				}
+			}
+			w := want[bkey{p.Time.Unix(), strings.Join(parts, "|")}]
 			if w == nil {
 				t.Fatalf("unexpected bucket %v group %v", p.Time, s.Group)
 			}
@@ -166,10 +178,12 @@ func TestAggregatesMatchBruteForce(t *testing.T) {
 		{5 * time.Minute, "host", "", "rollups", rollups.RelativeAccuracy},
 		{30 * time.Second, "", "", "raw", 0},
 		{time.Hour, "", "", "rollups", rollups.RelativeAccuracy},
+		{time.Minute, "node_id,host", "", "rollups", rollups.RelativeAccuracy}, // one window row a cell: stored percentiles
+		{time.Hour, "host,node_id", "rollups", "rollups", rollups.RelativeAccuracy},
 	} {
 		q := query.AggregateQuery{Name: "node_duration", Bucket: c.bucket, Aggregates: all, Start: start, End: end, Source: c.source}
 		if c.groupBy != "" {
-			q.GroupBy = []string{c.groupBy}
+			q.GroupBy = strings.Split(c.groupBy, ",")
 		}
 		a, err := f.acme.Aggregate(ctx, q)
 		if err != nil {
@@ -179,6 +193,13 @@ func TestAggregatesMatchBruteForce(t *testing.T) {
 			t.Fatalf("bucket %v: answered from %s, want %s", c.bucket, a.Source, c.wantSource)
 		}
 		compare(t, a, brute(f.metrics, int64(c.bucket/time.Second), c.groupBy, start, end), c.groupBy, c.tol)
+	}
+	// Both ways of finding rollup percentiles were taken: stored with a single window row, merged
+	// sketches otherwise.
+	for _, path := range []string{"stored", "merged"} {
+		if n := counterValue(t, f.acmeURL, `tributary_query_rollup_cells_total{path="`+path+`"}`); n == 0 {
+			t.Errorf("no rollup cells answered by the %s path", path)
+		}
 	}
 	// Rollups keep percentiles for histograms only: a gauge's percentiles come from raw rows when the
 	// source is auto, and asking rollups for them is a 400 naming source.
@@ -376,4 +397,25 @@ func TestAggregateInjection(t *testing.T) {
 	if err != nil || a.Series[0].Points[0].Values["count"]+a.Series[0].Points[1].Values["count"] != 6000 {
 		t.Fatalf("after the attempts: %v %v", a, err)
 	}
+}
+
+// counterValue reads one sample of the service's /metrics.
+func counterValue(t *testing.T, base, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	return 0
 }

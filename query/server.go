@@ -27,6 +27,8 @@ type Server struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// rollupCells counts the cells answered from rollups by how their percentiles were found.
+	rollupCells *prometheus.CounterVec
 }
 
 // New returns a server that queries through conn (which should log in as a read-only user).
@@ -42,8 +44,12 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Server, error) {
 			Name: "tributary_query_request_seconds", Help: "Query API request time by endpoint.",
 			Buckets: prometheus.ExponentialBuckets(0.002, 2, 14),
 		}, []string{"endpoint"}),
+		rollupCells: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_query_rollup_cells_total",
+			Help: "Aggregation cells answered from rollups: path=stored (one window row, its stored percentiles or no percentiles asked) or merged (sketches merged).",
+		}, []string{"path"}),
 	}
-	s.reg.MustRegister(s.requests, s.latency)
+	s.reg.MustRegister(s.requests, s.latency, s.rollupCells)
 	return s, nil
 }
 

@@ -139,3 +139,35 @@ func FromArrays(keys []int32, counts []uint64) map[int32]uint64 {
 	}
 	return m
 }
+
+// QuantileOfArrays is Quantile of the sketch whose sides are given in their stored form: sorted
+// parallel arrays with unique keys, as ClickHouse's sumMap returns them. It builds no maps, for
+// the query service, which reads tens of thousands of merged sketches per answer.
+func QuantileOfArrays(posKeys []int32, posCounts []uint64, negKeys []int32, negCounts []uint64, zero uint64, q float64) float64 {
+	n := zero
+	for _, c := range posCounts[:min(len(posKeys), len(posCounts))] {
+		n += c
+	}
+	for _, c := range negCounts[:min(len(negKeys), len(negCounts))] {
+		n += c
+	}
+	if n == 0 || q < 0 || q > 1 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	rank := min(uint64(q*float64(n)), n-1)
+	var seen uint64
+	for i := min(len(negKeys), len(negCounts)) - 1; i >= 0; i-- { // most negative first
+		if seen += negCounts[i]; seen > rank {
+			return -BucketValue(negKeys[i])
+		}
+	}
+	if seen += zero; seen > rank {
+		return 0
+	}
+	for i := range min(len(posKeys), len(posCounts)) {
+		if seen += posCounts[i]; seen > rank {
+			return BucketValue(posKeys[i])
+		}
+	}
+	return math.NaN()
+}

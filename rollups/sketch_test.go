@@ -87,3 +87,29 @@ func BenchmarkSketchAdd(b *testing.B) {
 		s.Add(0.001 + float64(i%1000)*0.01)
 	}
 }
+
+// QuantileOfArrays on a sketch's stored form answers exactly what Quantile answers on the sketch.
+func TestQuantileOfArraysEqualsQuantile(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 200 {
+		var s Sketch
+		for range rng.IntN(300) {
+			switch rng.IntN(5) {
+			case 0:
+				s.Add(0)
+			case 1:
+				s.Add(-math.Exp(rng.NormFloat64() * 3))
+			default:
+				s.Add(math.Exp(rng.NormFloat64() * 3))
+			}
+		}
+		pk, pc := Arrays(s.Pos)
+		nk, nc := Arrays(s.Neg)
+		for _, q := range []float64{0, 0.01, 0.5, 0.9, 0.95, 0.99, 1} {
+			want, got := s.Quantile(q), QuantileOfArrays(pk, pc, nk, nc, s.Zero, q)
+			if want != got && !(math.IsNaN(want) && math.IsNaN(got)) {
+				t.Fatalf("trial %d, q %v: QuantileOfArrays %v, Quantile %v", trial, q, got, want)
+			}
+		}
+	}
+}
