@@ -8,19 +8,17 @@ import (
 	"time"
 )
 
-// queryEventsByAttr answers an event filter with attribute conditions from the attribute index
-// (events_by_attr, ordered by tenant, key, value and time) instead of scanning events:
-//
-//  1. the index rows of the filter's first attribute key (in sorted order) that satisfy the whole
-//     filter give the page's (tenant, type, timestamp, event_id), in the page's order;
-//  2. those events are read from events by its sorting key.
+// pageByAttr finds the page of an event filter with attribute conditions in the attribute index
+// (events_by_attr, ordered by tenant, key, value and time) instead of scanning events: the index
+// rows of the filter's first attribute key (in sorted order) that satisfy the whole filter give
+// the page's (tenant, type, timestamp, event_id), in the page's order.
 //
 // ClickHouse 18.16 sorts every matching row before applying LIMIT, so a frequent value (a
-// four-valued region across 10M events) would cost a sort of millions of rows. Step 1 therefore
+// four-valued region across 10M events) would cost a sort of millions of rows. It therefore
 // reads a time window at the page's end of the range first, sized from the value's row count so
 // that it probably holds the page, and widens it eightfold until it holds the page or covers the
 // whole range. A window holding a full page holds exactly the first rows of the whole range.
-func (s *Server) queryEventsByAttr(ctx context.Context, f Filter) ([]EventJSON, error) {
+func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
 	keys := make([]string, 0, len(f.Attributes))
 	for k := range f.Attributes {
 		keys = append(keys, k)
@@ -41,17 +39,13 @@ func (s *Server) queryEventsByAttr(ctx context.Context, f Filter) ([]EventJSON, 
 		return nil, fmt.Errorf("query events by attribute: %w", err)
 	}
 	if n == 0 {
-		return []EventJSON{}, nil
+		return nil, nil
 	}
 	hi++ // exclusive
 	need := uint64(f.Offset + f.Limit)
 	frac := min(1.0, 4*float64(need)/float64(n))
 
-	type ref struct {
-		tenant, typ, id string
-		ts              time.Time
-	}
-	var refs []ref
+	var refs []eventRef
 	for {
 		w := f
 		width := uint64(float64(hi-lo) * frac)
@@ -73,46 +67,69 @@ func (s *Server) queryEventsByAttr(ctx context.Context, f Filter) ([]EventJSON, 
 		cond = andCond(cond, "attr_key = ? AND attr_value = ?")
 		args = append(args, key, f.Attributes[key])
 		tail, targs := orderLimit(f, "event_id")
-		rows, err := s.conn.Query(ctx, "SELECT DISTINCT tenant, type, timestamp, timestamp_us, event_id FROM "+db+".events_by_attr"+cond+tail,
-			append(args, targs...)...)
+		var err error
+		refs, err = s.eventRefs(ctx, "SELECT DISTINCT tenant, type, timestamp, event_id, timestamp_us FROM "+db+".events_by_attr"+cond+tail,
+			append(args, targs...))
 		if err != nil {
-			return nil, fmt.Errorf("query events by attribute: %w", err)
-		}
-		refs = refs[:0]
-		for rows.Next() {
-			var r ref
-			var us uint64
-			if err := rows.Scan(&r.tenant, &r.typ, &r.ts, &us, &r.id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("query events by attribute: %w", err)
-			}
-			refs = append(refs, r)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("query events by attribute: %w", err)
+			return nil, err
 		}
 		if len(refs) >= f.Limit || frac >= 1 {
 			break
 		}
 		frac = min(1, frac*8)
 	}
+	return refs, nil
+}
+
+// eventRef is an event's sorting key in events.
+type eventRef struct {
+	tenant, typ, id string
+	ts              time.Time
+}
+
+// eventRefs runs sql, which selects tenant, type, timestamp and event_id first, in the page's order.
+func (s *Server) eventRefs(ctx context.Context, sql string, args []any) ([]eventRef, error) {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	var refs []eventRef
+	cols := len(rows.Columns())
+	for rows.Next() {
+		var r eventRef
+		dest := []any{&r.tenant, &r.typ, &r.ts, &r.id}
+		var us uint64
+		if cols == 5 {
+			dest = append(dest, &us)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		refs = append(refs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return refs, nil
+}
+
+// eventsByKey reads the events of refs from events by its sorting key, in time order.
+func (s *Server) eventsByKey(ctx context.Context, refs []eventRef, descending bool) ([]EventJSON, error) {
 	if len(refs) == 0 {
 		return []EventJSON{}, nil
 	}
-	// Step 2: read the page's events by the sorting key of events.
 	tuples := make([]string, len(refs))
-	args = make([]any, 0, 4*len(refs))
+	args := make([]any, 0, 4*len(refs))
 	for i, r := range refs {
 		tuples[i] = "(?, ?, toDateTime(?), ?)"
 		args = append(args, r.tenant, r.typ, uint32(r.ts.Unix()), r.id)
 	}
 	dir := "ASC"
-	if f.Descending {
+	if descending {
 		dir = "DESC"
 	}
-	sql := eventColumns + db + ".events FINAL WHERE (tenant, type, timestamp, event_id) IN (" + strings.Join(tuples, ", ") +
+	sql := eventColumns + s.cfg.ClickHouse.Database + ".events FINAL WHERE (tenant, type, timestamp, event_id) IN (" + strings.Join(tuples, ", ") +
 		") ORDER BY timestamp_us " + dir + ", event_id " + dir
 	return s.readEvents(ctx, sql, args)
 }

@@ -26,6 +26,11 @@ tributary processes (this binary), so each one's memory and CPU are measured.
 
 The servers are found with TRIBUTARY_TEST_KAFKA_BROKERS and TRIBUTARY_TEST_CLICKHOUSE_ADDR,
 as the tests find them. make bench starts them, runs this and stops them.
+
+Example:
+  make servers
+  TRIBUTARY_TEST_KAFKA_BROKERS=127.0.0.1:19092 TRIBUTARY_TEST_CLICKHOUSE_ADDR=127.0.0.1:19000 \
+    tributary bench -only query -out /tmp
 `
 
 func runBench(ctx context.Context, env *Env, args []string) error {
