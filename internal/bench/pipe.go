@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -59,43 +58,53 @@ func newPipe(ctx context.Context, e *Env, partitions int32, consumers int, withQ
 	}
 	e.defer_(cl.Close)
 	p := &pipe{e: e, k: k, ch: ch, conn: conn, group: unique("bench"), adm: kadm.NewClient(cl)}
-	for range consumers {
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		s, err := e.start("consumer", append(p.kafkaEnv(), "TRIBUTARY_CLICKHOUSE_ADDR="+e.ClickHouseAddr,
-			"TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database, "TRIBUTARY_CONSUMER_GROUP="+p.group,
-			"TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
-		if err != nil {
-			return nil, err
-		}
-		s.addr = addr
-		if err := waitHTTP(ctx, "http://"+addr+"/readyz", s); err != nil {
-			return nil, err
-		}
-		p.consumers = append(p.consumers, s)
-	}
 	if withQuery {
 		if p.query, p.queryURL, err = e.startQuery(ctx, ch); err != nil {
 			return nil, err
 		}
 	}
-	// Wait until the group has its partitions, so a step does not time the group join.
+	if err := p.addConsumers(ctx, consumers); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// addConsumers starts n more consumer processes (default settings, profiler on) and waits until
+// the group is stable with all of them, so that a measurement does not time the group join.
+func (p *pipe) addConsumers(ctx context.Context, n int) error {
+	for range n {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		s, err := p.e.start("consumer", append(p.kafkaEnv(), "TRIBUTARY_CLICKHOUSE_ADDR="+p.e.ClickHouseAddr,
+			"TRIBUTARY_CLICKHOUSE_DATABASE="+p.ch.Database, "TRIBUTARY_CONSUMER_GROUP="+p.group,
+			"TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
+		if err != nil {
+			return err
+		}
+		s.addr = addr
+		if err := waitHTTP(ctx, "http://"+addr+"/readyz", s); err != nil {
+			return err
+		}
+		p.consumers = append(p.consumers, s)
+	}
+	if n == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ls, err := p.adm.DescribeGroups(ctx, p.group)
 		if err == nil {
-			if g, ok := ls[p.group]; ok && g.State == "Stable" && len(g.Members) == consumers {
-				break
+			if g, ok := ls[p.group]; ok && g.State == "Stable" && len(g.Members) == len(p.consumers) {
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("consumer group %s did not become stable with %d members in 30 s", p.group, consumers)
+			return fmt.Errorf("consumer group %s did not become stable with %d members in 30 s", p.group, len(p.consumers))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return p, nil
 }
 
 // lag is the records in the events and metrics topics not yet committed by the group.
@@ -143,12 +152,10 @@ func (p *pipe) drain(ctx context.Context, limit time.Duration) error {
 
 var sentRE = regexp.MustCompile(`sent (\d+) records`)
 
-// loadgen runs `tributary loadgen` with the SDK at rate records/s for d; the result reports what
-// it sent, its CPU time and its peak RSS.
+// loadResult is what a `tributary loadgen` run sent and the CPU time it used.
 type loadResult struct {
-	sent    int64
-	cpu     float64 // seconds
-	peakMiB float64
+	sent int64
+	cpu  float64 // seconds
 }
 
 func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*exec.Cmd, *os.File, error) {
@@ -180,9 +187,6 @@ func waitLoadgen(cmd *exec.Cmd, out *os.File) (loadResult, error) {
 	var r loadResult
 	if st := cmd.ProcessState; st != nil {
 		r.cpu = (st.UserTime() + st.SystemTime()).Seconds()
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			r.peakMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
-		}
 	}
 	f, ferr := os.Open(out.Name())
 	if ferr != nil {
@@ -256,9 +260,40 @@ func (e *Env) profileTop(ctx context.Context, addr string, secs int) (string, er
 	if err := os.WriteFile(f.Name(), body, 0o600); err != nil {
 		return "", err
 	}
-	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=20", e.Binary, f.Name()).CombinedOutput()
+	flat, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=12", e.Binary, f.Name()).CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go tool pprof: %v: %s", err, out)
+		return "", fmt.Errorf("go tool pprof: %v: %s", err, flat)
 	}
-	return string(out), nil
+	cum, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=400", e.Binary, f.Name()).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go tool pprof: %v: %s", err, cum)
+	}
+	// Cumulative shares of the stages and of the garbage collector, from the same profile.
+	var picked []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(cum), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 6 {
+			continue
+		}
+		fn := fs[len(fs)-1]
+		short := fn
+		if i := strings.LastIndex(fn, "/"); i >= 0 {
+			short = fn[i+1:]
+		}
+		for _, want := range profileStages {
+			if short == want && !seen[want] {
+				seen[want] = true
+				picked = append(picked, fmt.Sprintf("%7s  %s", fs[4], want))
+			}
+		}
+	}
+	return string(flat) + "\nCumulative share of the consumer's CPU by stage:\n" + strings.Join(picked, "\n") + "\n", nil
+}
+
+// profileStages are the functions whose cumulative CPU share the report lists.
+var profileStages = []string{
+	"consumer.(*Worker).add", "schemas.(*Codec).DecodeEvent", "schemas.(*Codec).DecodeMetric", "consumer.(*Worker).flush",
+	"consumer.(*ClickHouseSink).Write", "consumer.(*Worker).rollUp", "consumer.(*ClickHouseSink).WriteWindows",
+	"kgo.(*Client).PollRecords", "runtime.gcBgMarkWorker", "runtime.mallocgc",
 }
