@@ -15,7 +15,7 @@ test:
 	@bash deploy/test.sh
 
 # The benchmark harness: real servers, every scenario, writes BENCHMARKS.md and BENCHMARKS.json
-# (about 15 minutes). BENCH_FLAGS=-short for a smoke run, BENCH_FLAGS='-only query' for one scenario.
+# (about 12 minutes). BENCH_FLAGS=-short for a smoke run, BENCH_FLAGS='-only query' for one scenario.
 bench:
 	@bash deploy/bench.sh
 

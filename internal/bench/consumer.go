@@ -102,9 +102,12 @@ func runConsumer(ctx context.Context, e *Env, s *Section) error {
 
 // settle waits (up to 20 s) until ClickHouse runs no background merges, so a side does not pay for
 // the previous one's.
-func settle(ctx context.Context, conn driver.Conn) {
+func settle(ctx context.Context, conn driver.Conn) { settleFor(ctx, conn, 20*time.Second) }
+
+// settleFor is settle with its own limit.
+func settleFor(ctx context.Context, conn driver.Conn, limit time.Duration) {
 	runtime.GC()
-	for range 200 {
+	for range int(limit / (100 * time.Millisecond)) {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil || n == 0 {
 			return

@@ -87,7 +87,9 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 		return err
 	}
 	loadTime := time.Since(t0)
-	settle(ctx, conn)
+	t1 := time.Now()
+	settleFor(ctx, conn, 3*time.Minute) // the load's background merges, which would compete with the queries
+	settled := time.Since(t1)
 	e.logf("query: loaded %d events and %d metrics in %v", nEvents, nMetrics, loadTime.Round(time.Second))
 	_, base, err := e.startQuery(ctx, ch)
 	if err != nil {
@@ -231,11 +233,12 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 		Scan(&evRows, &idxRows, &evBytes, &idxBytes, &trBytes)
 	s.Notes = append(s.Notes, fmt.Sprintf("Data: the load generator's fleet (32 hosts; node_id has 20 values, host 32) made %s events and %s "+
 		"metric points (a third node durations, a sixth request counters, a sixth request durations by host, a third CPU gauges) spread over 24 hours, stored the way a worker "+
-		"stores them (raw rows, the trace and attribute indexes, 1 m and 1 h rollup windows) in %v. Then `tributary query` (its own "+
+		"stores them (raw rows, the trace and attribute indexes, 1 m and 1 h rollup windows) in %v; ClickHouse's background merges "+
+		"of the load then ran for %v more (the harness waits for them, up to 3 minutes). Then `tributary query` (its own "+
 		"process, read-only account) answers over HTTP on this machine; times are from request to the whole answer read. "+
 		"Per query kind, %d requests with random parameters (a random type and hour; a random trace of the load; a random node_id, "+
 		"newest first, limit 100); the p95 is the nearest-rank 95th percentile, the spread the fastest and slowest request.",
-		thousands(int64(nEvents)), thousands(int64(nMetrics)), loadTime.Round(time.Second), n),
+		thousands(int64(nEvents)), thousands(int64(nMetrics)), loadTime.Round(time.Second), settled.Round(time.Second), n),
 		fmt.Sprintf("Baselines: for type + range, the service's SQL sent straight from clickhouse-go (what the service and HTTP "+
 			"add); for trace and attribute, the same filter on `events` without the index tables (%d runs each: what the indexes buy). "+
 			"The series: `/v1/aggregate?name=http_request_duration_seconds&bucket=1m&aggregates=p95&group_by=host` (a histogram) over 24 hours with "+

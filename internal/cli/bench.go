@@ -71,7 +71,13 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	stateDir, _ := filepath.Abs(*state)
 	e := &bench.Env{Brokers: strings.Split(brokers, ","), ClickHouseAddr: strings.Split(ch, ",")[0], Binary: bin, Short: *short,
 		StateDir: stateDir, Log: env.Stderr}
-	cmd := "tributary bench " + strings.Join(args, " ")
+	cmd := "tributary bench" // as make bench runs it; where the files go is not part of the result
+	if *short {
+		cmd += " -short"
+	}
+	if *only != "" {
+		cmd += " -only " + *only
+	}
 	r, runErr := bench.Run(ctx, e, names, strings.TrimSpace(cmd))
 	if err := r.WriteFiles(*out); err != nil {
 		return errors.Join(runErr, err)
