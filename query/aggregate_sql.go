@@ -69,11 +69,14 @@ func (s *Server) aggregate(w http.ResponseWriter, r *http.Request) {
 }
 
 // groupSQL returns the group-by expressions (each key bound as a parameter) and their arguments.
-func groupSQL(keys []string) (string, []any) {
+func groupSQL(keys []string) (string, []any) { return groupSQLOn(keys, "attr_keys", "attr_values") }
+
+// groupSQLOn is groupSQL over the given key and value array columns.
+func groupSQLOn(keys []string, keysCol, valuesCol string) (string, []any) {
 	var b strings.Builder
 	args := make([]any, 0, len(keys))
 	for i, k := range keys {
-		fmt.Fprintf(&b, ", attr_values[indexOf(attr_keys, ?)] AS g%d", i)
+		fmt.Fprintf(&b, ", %s[indexOf(%s, ?)] AS g%d", valuesCol, keysCol, i)
 		args = append(args, k)
 	}
 	return b.String(), args
@@ -111,7 +114,7 @@ func tenantSQL(tenant string, scoped bool) (string, []any) {
 // are merged here (ClickHouse 18.16's sumMap costs about 10 us a group).
 func (s *Server) fromRollups(ctx context.Context, a AggregateQuery, tier int64, tenant tenantScope) ([]cell, error) {
 	bucket := int64(a.Bucket / time.Second)
-	gsql, gargs := groupSQL(a.GroupBy)
+	gsql, gargs := groupSQLOn(a.GroupBy, "ak", "av")
 	asql, aargs := attrSQL(a.Attributes)
 	tsql, targs := tenantSQL(tenant.tenant, tenant.scoped)
 	var pct []string
@@ -120,18 +123,25 @@ func (s *Server) fromRollups(ctx context.Context, a AggregateQuery, tier int64, 
 			pct = append(pct, agg)
 		}
 	}
-	stored := ""
-	for _, p := range pct {
-		stored += ", any(sketch_" + p + ")" // p is from the allow-list
+	// Each window row's latest version (what FINAL would read, at about half its cost on 18.16):
+	// the row with the highest last_offset of its sorting key, the chosen columns as the tuple v.
+	latest := func(cols string) string {
+		return " FROM (SELECT window_start, any(attr_keys) AS ak, any(attr_values) AS av, argMax(tuple(" + cols + "), last_offset) AS v" +
+			" FROM " + s.cfg.ClickHouse.Database + ".rollups WHERE name = ? AND tier = ?" +
+			" AND window_start >= toDateTime(?) AND window_start < toDateTime(?)" + tsql + asql +
+			" GROUP BY tenant, series_id, source_partition, window_start)" +
+			" GROUP BY b" + groupNames(len(a.GroupBy)) + " ORDER BY b LIMIT ?"
 	}
-	from := " FROM " + s.cfg.ClickHouse.Database + ".rollups FINAL WHERE name = ? AND tier = ?" +
-		" AND window_start >= toDateTime(?) AND window_start < toDateTime(?)" + tsql + asql +
-		" GROUP BY b" + groupNames(len(a.GroupBy)) + " ORDER BY b LIMIT ?"
+	cols, stored := "count, sum, min, max, last, last_ts_us", ""
+	for i, p := range pct {
+		cols += ", sketch_" + p // p is from the allow-list
+		stored += fmt.Sprintf(", any(v.%d)", 7+i)
+	}
 	args := append([]any{bucket, bucket}, gargs...)
 	args = append(args, a.Name, uint32(tier), uint32(a.Start.Unix()), uint32(a.End.Unix()))
 	args = append(append(append(args, targs...), aargs...), s.cfg.MaxSeriesRows+1)
 	rows, err := s.conn.Query(ctx, "SELECT toUInt32(intDiv(toUInt32(window_start), ?) * ?) AS b"+gsql+
-		", sum(count), sum(sum), min(min), max(max), argMax(last, last_ts_us), count()"+stored+from, args...)
+		", sum(v.1), sum(v.2), min(v.3), max(v.4), argMax(v.5, v.6), count()"+stored+latest(cols), args...)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate from rollups: %w", err)
 	}
@@ -183,10 +193,11 @@ func (s *Server) fromRollups(ctx context.Context, a AggregateQuery, tier int64, 
 	}
 	rows2, err := s.conn.Query(ctx, "SELECT b"+groupNames(len(a.GroupBy))+qsql+
 		" FROM (SELECT toUInt32(intDiv(toUInt32(window_start), ?) * ?) AS b"+gsql+
-		", groupArrayArray(sketch_pos_keys) AS _pk, groupArrayArray(sketch_pos_counts) AS _pc, groupArrayArray(sketch_neg_keys) AS _nk,"+
-		" groupArrayArray(sketch_neg_counts) AS _nc, sum(sketch_zero) AS _z, arraySort(_pk) AS _spk, arraySort((c, k) -> k, _pc, _pk) AS _spc,"+
+		", groupArrayArray(v.1) AS _pk, groupArrayArray(v.2) AS _pc, groupArrayArray(v.3) AS _nk,"+
+		" groupArrayArray(v.4) AS _nc, sum(v.5) AS _z, arraySort(_pk) AS _spk, arraySort((c, k) -> k, _pc, _pk) AS _spc,"+
 		" arrayReverse(arraySort(_nk)) AS _snk, arrayReverse(arraySort((c, k) -> k, _nc, _nk)) AS _snc,"+
-		" arraySum(_nc) AS _nt, arraySum(_pc) + _nt + _z AS _n"+from+")", args...)
+		" arraySum(_nc) AS _nt, arraySum(_pc) + _nt + _z AS _n"+
+		latest("sketch_pos_keys, sketch_pos_counts, sketch_neg_keys, sketch_neg_counts, sketch_zero")+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate from rollups: %w", err)
 	}

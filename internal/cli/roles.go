@@ -189,13 +189,25 @@ Example:
   curl 'http://127.0.0.1:8080/v1/events?type=node_failed&start=2025-01-15T00:00:00Z&limit=10'
 `
 
+type queryRole struct {
+	query.Config
+	// GCPercent is the Go garbage collector's target (GOGC). The service's live heap is small and a
+	// large answer allocates many times it, so at 100 the collector runs through every answer: a
+	// 24-hour minute series of 32 groups took ~160 ms at 100 and ~120 ms at 400. GOGC wins if set.
+	GCPercent int `envconfig:"QUERY_GC_PERCENT" default:"400"`
+}
+
 func runQuery(ctx context.Context, env *Env, args []string) error {
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	var cfg query.Config
-	if err := loadConfig(&cfg); err != nil {
+	var role queryRole
+	if err := loadConfig(&role); err != nil {
 		return err
+	}
+	cfg := role.Config
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(role.GCPercent)
 	}
 	conn, err := chdb.Open(ctx, cfg.ClickHouse, true)
 	if err != nil {
