@@ -173,6 +173,12 @@ func rollupTier(a AggregateQuery, tiers []time.Duration) int64 {
 type Point struct {
 	Time   time.Time          `json:"t"`
 	Values map[string]float64 `json:"values"`
+
+	// The service builds points in this compact form instead of Values (which a client's decoding
+	// fills): vals[i] is aggregate names[i] (sorted), present if set[i].
+	names []string
+	vals  []float64
+	set   []bool
 }
 
 // Series is one group's points.
@@ -204,31 +210,28 @@ type cell struct {
 	hasQuantile [len(quantileNames)]bool
 }
 
-func (c *cell) values(aggs []string, bucketSeconds float64) map[string]float64 {
-	out := make(map[string]float64, len(aggs))
-	for _, a := range aggs {
-		switch a {
-		case "count":
-			out[a] = float64(c.count)
-		case "sum":
-			out[a] = c.sum
-		case "min":
-			out[a] = c.lo
-		case "max":
-			out[a] = c.hi
-		case "avg":
-			out[a] = c.sum / float64(c.count)
-		case "rate":
-			out[a] = c.sum / bucketSeconds
-		case "last":
-			out[a] = c.last
-		default:
-			if i := slices.Index(quantileNames[:], a); i >= 0 && c.hasQuantile[i] {
-				out[a] = c.quantiles[i]
-			}
-		}
+// value is one aggregate of the cell; false when the cell has none (a percentile without a sketch).
+func (c *cell) value(agg string, bucketSeconds float64) (float64, bool) {
+	switch agg {
+	case "count":
+		return float64(c.count), true
+	case "sum":
+		return c.sum, true
+	case "min":
+		return c.lo, true
+	case "max":
+		return c.hi, true
+	case "avg":
+		return c.sum / float64(c.count), true
+	case "rate":
+		return c.sum / bucketSeconds, true
+	case "last":
+		return c.last, true
 	}
-	return out
+	if i := slices.Index(quantileNames[:], agg); i >= 0 && c.hasQuantile[i] {
+		return c.quantiles[i], true
+	}
+	return 0, false
 }
 
 // assemble turns cells into series, keeps the top groups by point count, and orders series by
@@ -236,6 +239,11 @@ func (c *cell) values(aggs []string, bucketSeconds float64) map[string]float64 {
 func assemble(a AggregateQuery, cells []cell) []Series {
 	byGroup := map[string]*Series{}
 	var order []string
+	// Points carry their values in the compact form (one backing array for all), not as maps:
+	// a day of minute buckets for 32 groups is 46,080 points.
+	names := slices.Clone(a.Aggregates)
+	slices.Sort(names)
+	vals, set := make([]float64, len(cells)*len(names)), make([]bool, len(cells)*len(names))
 	for i := range cells {
 		c := &cells[i]
 		key := strings.Join(c.groups, "\x00")
@@ -250,7 +258,11 @@ func assemble(a AggregateQuery, cells []cell) []Series {
 			order = append(order, key)
 		}
 		s.count += c.count
-		s.Points = append(s.Points, Point{Time: time.Unix(int64(c.bucket), 0).UTC(), Values: c.values(a.Aggregates, a.Bucket.Seconds())})
+		v, ok := vals[i*len(names):(i+1)*len(names)], set[i*len(names):(i+1)*len(names)]
+		for j, name := range names {
+			v[j], ok[j] = c.value(name, a.Bucket.Seconds())
+		}
+		s.Points = append(s.Points, Point{Time: time.Unix(int64(c.bucket), 0).UTC(), names: names, vals: v, set: ok})
 	}
 	out := make([]Series, 0, len(order))
 	for _, k := range order {

@@ -68,7 +68,30 @@ func (s Series) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, `{"t":"`...)
 		b = p.Time.AppendFormat(b, time.RFC3339Nano)
+		if p.Values == nil && p.names == nil {
+			b = append(b, `","values":null}`...)
+			continue
+		}
 		b = append(b, `","values":{`...)
+		if p.Values == nil { // the service's compact form
+			first := true
+			for j, k := range p.names {
+				if !p.set[j] {
+					continue
+				}
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = strconv.AppendQuote(b, k) // aggregate names: plain ASCII from the allow-list
+				b = append(b, ':')
+				if b, err = appendJSONFloat(b, p.vals[j]); err != nil {
+					return nil, err
+				}
+			}
+			b = append(b, "}}"...)
+			continue
+		}
 		keys = keys[:0]
 		for k := range p.Values {
 			keys = append(keys, k)

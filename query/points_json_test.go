@@ -60,3 +60,36 @@ func TestAggregateAnswerJSONMatchesEncoder(t *testing.T) {
 		}
 	}
 }
+
+// The service's compact points write what the same points with Values maps write.
+func TestCompactPointsJSONMatchesMaps(t *testing.T) {
+	names := []string{"avg", "count", "p95", "p99"}
+	compact, maps := Series{Group: map[string]string{"host": "h1"}}, Series{Group: map[string]string{"host": "h1"}}
+	for i := range 50 {
+		vals := []float64{float64(i) / 3, float64(i), 1e-7 * float64(i), 12345.678}
+		set := []bool{true, true, i%3 != 0, i%5 == 0}
+		ts := time.Unix(int64(60*i), 0).UTC()
+		compact.Points = append(compact.Points, Point{Time: ts, names: names, vals: vals, set: set})
+		m := map[string]float64{}
+		for j, n := range names {
+			if set[j] {
+				m[n] = vals[j]
+			}
+		}
+		maps.Points = append(maps.Points, Point{Time: ts, Values: m})
+	}
+	maps.Points = append(maps.Points, Point{Time: time.Unix(0, 0).UTC()}) // no values at all: null
+	compact.Points = append(compact.Points, Point{Time: time.Unix(0, 0).UTC()})
+	got, err := json.Marshal(compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type plain Series
+	want, err := json.Marshal(plain(maps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+}
