@@ -87,7 +87,8 @@ type eventRef struct {
 	ts              time.Time
 }
 
-// eventRefs runs sql, which selects tenant, type, timestamp and event_id first, in the page's order.
+// eventRefs runs sql, which selects tenant, type, timestamp, event_id and timestamp_us (which DISTINCT
+// with ORDER BY needs), in the page's order.
 func (s *Server) eventRefs(ctx context.Context, sql string, args []any) ([]eventRef, error) {
 	rows, err := s.conn.Query(ctx, sql, args...)
 	if err != nil {
@@ -95,15 +96,10 @@ func (s *Server) eventRefs(ctx context.Context, sql string, args []any) ([]event
 	}
 	defer rows.Close()
 	var refs []eventRef
-	cols := len(rows.Columns())
 	for rows.Next() {
 		var r eventRef
-		dest := []any{&r.tenant, &r.typ, &r.ts, &r.id}
 		var us uint64
-		if cols == 5 {
-			dest = append(dest, &us)
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&r.tenant, &r.typ, &r.ts, &r.id, &us); err != nil {
 			return nil, fmt.Errorf("query events: %w", err)
 		}
 		refs = append(refs, r)

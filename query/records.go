@@ -115,7 +115,7 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) ([]EventJSON, error)
 	} else {
 		cond, args := where(f, "events")
 		tail, targs := orderLimit(f, "event_id")
-		refs, err = s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
+		refs, err = s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
 			append(args, targs...))
 	}
 	if err != nil {

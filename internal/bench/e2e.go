@@ -102,17 +102,20 @@ loop:
 	return r, nil
 }
 
-func (r stepResult) coresText() string {
-	names := make([]string, 0, len(r.cores))
+func (r stepResult) coresText() string { return coresText(r.cores) }
+
+// coresText lists the cores each process used, largest first, with their total.
+func coresText(cores map[string]float64) string {
+	names := make([]string, 0, len(cores))
 	total := 0.0
-	for n, c := range r.cores {
+	for n, c := range cores {
 		names = append(names, n)
 		total += c
 	}
-	sort.Slice(names, func(i, j int) bool { return r.cores[names[i]] > r.cores[names[j]] })
+	sort.Slice(names, func(i, j int) bool { return cores[names[i]] > cores[names[j]] })
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s %.2f", n, r.cores[n])
+		parts[i] = fmt.Sprintf("%s %.2f", n, cores[n])
 	}
 	return fmt.Sprintf("%.2f of %d (%s)", total, runtime.NumCPU(), strings.Join(parts, ", "))
 }

@@ -115,11 +115,10 @@ func (p *pipe) drainRate(ctx context.Context, base, want uint64, pids map[string
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	st := stepResult{cores: meter.cores()}
 	if !t90.After(t10) {
 		return 0, "", fmt.Errorf("backlog of %d drained too fast to measure", want)
 	}
-	return float64(n90-n10) / t90.Sub(t10).Seconds(), st.coresText(), nil
+	return float64(n90-n10) / t90.Sub(t10).Seconds(), coresText(meter.cores()), nil
 }
 
 // prefill stores n rows (half events, half metrics) made by ClickHouse itself, spread over the
