@@ -6,23 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-started=()
-cleanup() {
-	local rc=$?
-	for s in "${started[@]}"; do "$ROOT/deploy/$s.sh" stop || true; done
-	exit $rc
-}
-trap cleanup EXIT INT TERM
-
-for s in clickhouse kafka; do
-	if ! "$ROOT/deploy/$s.sh" status >/dev/null 2>&1; then
-		started+=("$s")
-	fi
-	"$ROOT/deploy/$s.sh" start
-done
-
-export TRIBUTARY_TEST_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
-export TRIBUTARY_TEST_CLICKHOUSE_ADDR=127.0.0.1:${CLICKHOUSE_TCP_PORT:-19000}
+start_servers
 
 log "go build -o bin/tributary ./cmd/tributary"
 go build -o bin/tributary ./cmd/tributary

@@ -43,3 +43,21 @@ stop_pid() {
 	rm -f "$pidfile"
 	log "$name stopped"
 }
+
+# start_servers: starts the local ClickHouse and Kafka servers if they are not running, stops on
+# exit the ones it started, and exports the TRIBUTARY_TEST_* addresses the tests and the
+# benchmark harness use. For make test and make bench.
+start_servers() {
+	SERVERS_STARTED=()
+	trap 'rc=$?; for s in "${SERVERS_STARTED[@]}"; do "$ROOT/deploy/$s.sh" stop || true; done; exit $rc' EXIT INT TERM
+	local s
+	for s in clickhouse kafka; do
+		if ! "$ROOT/deploy/$s.sh" status >/dev/null 2>&1; then
+			SERVERS_STARTED+=("$s")
+		fi
+		"$ROOT/deploy/$s.sh" start
+	done
+	export TRIBUTARY_TEST_KAFKA_BROKERS=127.0.0.1:${KAFKA_PORT:-19092}
+	export TRIBUTARY_TEST_KAFKA_SASL_BROKERS=127.0.0.1:${KAFKA_SASL_PORT:-19094}
+	export TRIBUTARY_TEST_CLICKHOUSE_ADDR=127.0.0.1:${CLICKHOUSE_TCP_PORT:-19000}
+}

@@ -63,6 +63,14 @@ func get(ctx context.Context, u string, v any) (time.Duration, error) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// latency is the figure of a request kind's p95 against its baseline's p95, with the kind's runs
+// and fastest and slowest request.
+func latency(name string, samples []float64, baseline string, base []float64) Figure {
+	f := compare(name+", p95", "ms", []float64{percentile(samples, 0.95)}, baseline+", p95", []float64{percentile(base, 0.95)})
+	f.Runs, f.Spread = len(samples), [2]float64{percentile(samples, 0), percentile(samples, 1)}
+	return f
+}
+
 // runQuery: the query issue's benchmark. The load generator's fleet (32 hosts) makes 10M events
 // and 10M metric points over 24 hours, stored as a worker stores them (raw rows, indexes,
 // rollup windows); then the query service answers over HTTP.
@@ -141,8 +149,7 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 		rows.Close()
 		typeSQL = append(typeSQL, ms(time.Since(t1)))
 	}
-	f := compare("events by type + 1 h range, p95", "ms", []float64{percentile(typeHTTP, 0.95)}, "the same SQL from clickhouse-go, p95", []float64{percentile(typeSQL, 0.95)})
-	f.Runs, f.Spread = len(typeHTTP), [2]float64{percentile(typeHTTP, 0), percentile(typeHTTP, 1)}
+	f := latency("events by type + 1 h range", typeHTTP, "the same SQL from clickhouse-go", typeSQL)
 	s.Figures = append(s.Figures, f.target("p95 ≤ 100 ms", f.Value <= 100))
 
 	// 2. a trace's events; baseline: the same filter on events, which is not ordered by trace.
@@ -167,8 +174,7 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 			traceScan = append(traceScan, ms(time.Since(t1)))
 		}
 	}
-	f = compare("a trace's events, p95", "ms", []float64{percentile(traceHTTP, 0.95)}, "events without the trace index (SQL), p95", []float64{percentile(traceScan, 0.95)})
-	f.Runs, f.Spread = len(traceHTTP), [2]float64{percentile(traceHTTP, 0), percentile(traceHTTP, 1)}
+	f = latency("a trace's events", traceHTTP, "events without the trace index (SQL)", traceScan)
 	s.Figures = append(s.Figures, f.target("p95 ≤ 100 ms", f.Value <= 100))
 
 	// 3. by attribute alone (node_id: 20 values), newest first; baseline: events without the index.
@@ -194,8 +200,7 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 			attrScan = append(attrScan, ms(time.Since(t1)))
 		}
 	}
-	f = compare("events by attribute, p95", "ms", []float64{percentile(attrHTTP, 0.95)}, "events without the attribute index (SQL), p95", []float64{percentile(attrScan, 0.95)})
-	f.Runs, f.Spread = len(attrHTTP), [2]float64{percentile(attrHTTP, 0), percentile(attrHTTP, 1)}
+	f = latency("events by attribute", attrHTTP, "events without the attribute index (SQL)", attrScan)
 	s.Figures = append(s.Figures, f.target("p95 ≤ 100 ms", f.Value <= 100))
 
 	// 4. 24 h of 1-minute p95 of a histogram by host (32 values): rollups vs raw rows, alternating.
@@ -235,8 +240,7 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 			}
 		}
 	}
-	f = compare("24 h, 1 m p95 by host (32) from rollups, p95", "ms", []float64{percentile(roll, 0.95)}, "the same from raw rows, p95", []float64{percentile(raw, 0.95)})
-	f.Runs, f.Spread = len(roll), [2]float64{percentile(roll, 0), percentile(roll, 1)}
+	f = latency("24 h, 1 m p95 by host (32) from rollups", roll, "the same from raw rows", raw)
 	s.Figures = append(s.Figures, f.target("p95 ≤ 150 ms and ratio ≤ 0.20 (5x faster)", f.Value <= 150 && f.Ratio <= 0.2))
 
 	var evRows, idxRows uint64
