@@ -17,7 +17,7 @@ import (
 // writes a report whose every figure is a finite measurement; in CI this keeps the harness from
 // rotting. (The figures themselves are make bench's business: timed assertions would be flaky.)
 func TestShortRunWritesTheReport(t *testing.T) {
-	e := &bench.Env{Brokers: testenv.KafkaBrokers(t), ClickHouseAddr: testenv.ClickHouse(t).Addr[0], Binary: testenv.Binary(t),
+	e := &bench.Env{Brokers: testenv.KafkaBrokers(t), ClickHouseAddr: testenv.ClickHouseAddr(t), Binary: testenv.Binary(t),
 		Short: true, StateDir: filepath.Join(testenv.RepoRoot(t), ".state"), Log: testWriter{t}}
 	r, err := bench.Run(context.Background(), e, nil, "go test ./internal/bench")
 	if err != nil {

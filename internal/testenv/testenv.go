@@ -62,6 +62,12 @@ func KafkaBrokers(t testing.TB) []string {
 	return strings.Split(need(t, KafkaEnv), ",")
 }
 
+// ClickHouseAddr returns the real server's first native-protocol address, for code that makes its
+// own databases (the benchmark harness).
+func ClickHouseAddr(t testing.TB) string {
+	return strings.Split(need(t, ClickHouseEnv), ",")[0]
+}
+
 // ClickHouse returns a config for the real server with a fresh, migrated database that is dropped
 // when the test ends.
 func ClickHouse(t testing.TB) chdb.Config {
