@@ -3,8 +3,10 @@ package query
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +96,7 @@ func groupNames(n int) string {
 func attrSQL(attrs map[string]string) (string, []any) {
 	var b strings.Builder
 	var args []any
-	for _, k := range sortedStringKeys(attrs) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		b.WriteString(" AND has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?")
 		args = append(args, k, k, attrs[k])
 	}

@@ -3,7 +3,8 @@ package query
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,12 +20,7 @@ import (
 // that it probably holds the page, and widens it eightfold until it holds the page or covers the
 // whole range. A window holding a full page holds exactly the first rows of the whole range.
 func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
-	keys := make([]string, 0, len(f.Attributes))
-	for k := range f.Attributes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	key := keys[0]
+	key := slices.Sorted(maps.Keys(f.Attributes))[0]
 	db := s.cfg.ClickHouse.Database
 
 	// The value's rows and time span within the requested range (cheap: key columns only).

@@ -2,7 +2,9 @@ package query
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,7 +73,7 @@ func parseFilter(q url.Values, cfg Config, allowed ...string) (Filter, error) {
 			continue
 		}
 		if !ok[k] {
-			return f, badParam(k, "unknown parameter (allowed: %s, attr.<key>)", strings.Join(sortedKeys(ok), ", "))
+			return f, badParam(k, "unknown parameter (allowed: %s, attr.<key>)", strings.Join(slices.Sorted(maps.Keys(ok)), ", "))
 		}
 		if k != "type" && len(vals) > 1 {
 			return f, badParam(k, "given %d times; give it once", len(vals))
@@ -124,15 +126,6 @@ func parseFilter(q url.Values, cfg Config, allowed ...string) (Filter, error) {
 		return f, badParam("end", "%s is not after start %s", f.End.Format(time.RFC3339Nano), f.Start.Format(time.RFC3339Nano))
 	}
 	return f, nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // parseTime accepts RFC 3339 (fractional seconds allowed) or integer Unix seconds, within the range

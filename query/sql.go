@@ -1,7 +1,8 @@
 package query
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -41,12 +42,7 @@ func where(f Filter, kind string) (string, []any) {
 		add("timestamp <= toDateTime(?)", uint32(f.End.Unix()))
 		add("timestamp_us < ?", uint64(f.End.UnixMicro()))
 	}
-	keys := make([]string, 0, len(f.Attributes))
-	for k := range f.Attributes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(f.Attributes)) {
 		add("has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?", k, k, f.Attributes[k])
 	}
 	if len(conds) == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"net/http"
-	"sort"
 	"strings"
 )
 
@@ -44,13 +43,4 @@ func (s *Server) authenticate(next http.HandlerFunc) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "unknown token"})
 	}
-}
-
-func sortedStringKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -1,6 +1,7 @@
 package rollups
 
 import (
+	"maps"
 	"math"
 	"slices"
 )
@@ -89,7 +90,7 @@ func (s *Sketch) Quantile(q float64) float64 {
 	}
 	rank := min(uint64(q*float64(n)), n-1)
 	var seen uint64
-	neg := sortedKeys(s.Neg)
+	neg := slices.Sorted(maps.Keys(s.Neg))
 	for i := len(neg) - 1; i >= 0; i-- { // most negative first
 		if seen += s.Neg[neg[i]]; seen > rank {
 			return -BucketValue(neg[i])
@@ -98,7 +99,7 @@ func (s *Sketch) Quantile(q float64) float64 {
 	if seen += s.Zero; seen > rank {
 		return 0
 	}
-	for _, k := range sortedKeys(s.Pos) {
+	for _, k := range slices.Sorted(maps.Keys(s.Pos)) {
 		if seen += s.Pos[k]; seen > rank {
 			return BucketValue(k)
 		}
@@ -106,19 +107,10 @@ func (s *Sketch) Quantile(q float64) float64 {
 	return math.NaN() // unreachable: counts add up to n
 }
 
-func sortedKeys(m map[int32]uint64) []int32 {
-	keys := make([]int32, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // Arrays returns a side's buckets as sorted parallel arrays, the stored form (ClickHouse's
 // sumMap(keys, counts) merges rows of them).
 func Arrays(m map[int32]uint64) (keys []int32, counts []uint64) {
-	keys = sortedKeys(m)
+	keys = slices.Sorted(maps.Keys(m))
 	counts = make([]uint64, len(keys))
 	for i, k := range keys {
 		counts[i] = m[k]

@@ -2,9 +2,10 @@ package schemas
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -151,22 +152,12 @@ func normalizeMap(rv reflect.Value, depth int) (any, error) {
 	return out, nil
 }
 
-// sortedKeys returns m's keys in ascending order.
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // FlattenAttributes returns the top-level attribute keys in ascending order and, for each, its value
 // as text: strings as they are, booleans as true/false, numbers in shortest form (2.0 as "2"), nil
 // as "", lists and maps as their JSON. These are the attr_keys / attr_values columns analysts
 // filter on. attrs must be normalised.
 func FlattenAttributes(attrs map[string]any) (keys, values []string) {
-	keys = sortedKeys(attrs)
+	keys = slices.Sorted(maps.Keys(attrs))
 	values = make([]string, len(keys))
 	for i, k := range keys {
 		values[i] = flatValue(attrs[k])
