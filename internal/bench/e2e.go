@@ -39,7 +39,7 @@ func (p *pipe) step(ctx context.Context, rate int, d time.Duration, hosts int, p
 	}
 	meter := newCPUMeter(pids)
 	t0 := time.Now()
-	cmd, out, err := p.startLoadgen(rate, d, hosts)
+	lg, err := p.startLoadgen(rate, d, hosts)
 	if err != nil {
 		return r, err
 	}
@@ -60,7 +60,7 @@ func (p *pipe) step(ctx context.Context, rate int, d time.Duration, hosts int, p
 	exited := make(chan struct{})
 	var res loadResult
 	var lerr error
-	go func() { res, lerr = waitLoadgen(cmd, out); close(exited) }()
+	go func() { res, lerr = waitLoadgen(lg); close(exited) }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var first time.Time
@@ -85,7 +85,7 @@ loop:
 				r.consumerMB = max(r.consumerMB, float64(kb)/1024)
 			}
 			// Sampled: the exited child's rusage counts the harness's memory it was forked from.
-			if kb, err := procStatus(cmd.Process.Pid, "VmRSS"); err == nil {
+			if kb, err := procStatus(lg.cmd.Process.Pid, "VmRSS"); err == nil {
 				r.loadgenMB = max(r.loadgenMB, float64(kb)/1024)
 			}
 		}
@@ -289,7 +289,7 @@ func (p *pipe) freshness(ctx context.Context, rate int, d time.Duration) (freshn
 		}
 	}()
 	time.Sleep(time.Second) // the bare consumer has its partitions
-	cmd, out, err := p.startLoadgen(rate, d, 50)
+	lg, err := p.startLoadgen(rate, d, 50)
 	if err != nil {
 		return fr, err
 	}
@@ -304,7 +304,7 @@ func (p *pipe) freshness(ctx context.Context, rate int, d time.Duration) (freshn
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := waitLoadgen(cmd, out); err != nil {
+	if _, err := waitLoadgen(lg); err != nil {
 		return fr, err
 	}
 	deadline := time.Now().Add(30 * time.Second)

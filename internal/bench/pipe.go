@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -158,55 +157,29 @@ type loadResult struct {
 	cpu  float64 // seconds
 }
 
-func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*exec.Cmd, *os.File, error) {
-	out, err := os.CreateTemp("", "tributary-bench-loadgen-*.log")
-	if err != nil {
-		return nil, nil, err
-	}
-	cmd := exec.Command(p.e.Binary, "loadgen")
-	cmd.Env = append(append(os.Environ(), p.kafkaEnv()...), "TRIBUTARY_LOADGEN_RATE="+strconv.Itoa(rate),
-		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return nil, nil, err
-	}
-	p.e.defer_(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		out.Close()
-		_ = os.Remove(out.Name())
-	})
-	return cmd, out, nil
+func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*service, error) {
+	return p.e.start("loadgen", append(p.kafkaEnv(), "TRIBUTARY_LOADGEN_RATE="+strconv.Itoa(rate),
+		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen")...)
 }
 
-func waitLoadgen(cmd *exec.Cmd, out *os.File) (loadResult, error) {
-	err := cmd.Wait()
+// waitLoadgen waits for the load generator to end and reads what it sent from its summary line.
+func waitLoadgen(s *service) (loadResult, error) {
+	err := s.cmd.Wait()
 	var r loadResult
-	if st := cmd.ProcessState; st != nil {
+	if st := s.cmd.ProcessState; st != nil {
 		r.cpu = (st.UserTime() + st.SystemTime()).Seconds()
 	}
-	f, ferr := os.Open(out.Name())
-	if ferr != nil {
-		return r, ferr
+	if err != nil {
+		return r, fmt.Errorf("loadgen: %w: %s", err, s.tail())
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var tail []string
-	for sc.Scan() {
-		line := sc.Text()
+	log, err := os.ReadFile(s.out.Name())
+	if err != nil {
+		return r, err
+	}
+	for _, line := range strings.Split(string(log), "\n") {
 		if m := sentRE.FindStringSubmatch(line); m != nil && strings.HasPrefix(line, "sent ") {
 			r.sent, _ = strconv.ParseInt(m[1], 10, 64)
 		}
-		tail = append(tail, line)
-		if len(tail) > 5 {
-			tail = tail[1:]
-		}
-	}
-	if err != nil {
-		return r, fmt.Errorf("loadgen: %w: %s", err, strings.Join(tail, " | "))
 	}
 	return r, nil
 }

@@ -26,11 +26,11 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 			}
 			e.logf("prefilled %d rows in %v", pre, time.Since(t0).Round(time.Second))
 		}
-		cmd, out, err := p.startLoadgen(5000000, fill, 50) // more than it can send: as fast as it can
+		lg, err := p.startLoadgen(5000000, fill, 50) // more than it can send: as fast as it can
 		if err != nil {
 			return 0, err
 		}
-		res, err := waitLoadgen(cmd, out)
+		res, err := waitLoadgen(lg)
 		if err != nil {
 			return 0, err
 		}
