@@ -96,6 +96,24 @@ func seed(t *testing.T, brokers []string, events, metrics int, poison [][]byte) 
 	}
 }
 
+// deepEvent is valid Avro that another producer could write: an event whose attributes nest depth
+// levels, deeper than the SDK allows. It must be dead-lettered at decode, not stored.
+func deepEvent(t *testing.T, depth int) []byte {
+	t.Helper()
+	var v any = "leaf"
+	for range depth - 1 {
+		v = map[string]any{"k": v}
+	}
+	codec, _ := schemas.NewCodec()
+	e := schemas.Event{EventID: "deep", Type: "t", Name: "n", Timestamp: time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC),
+		Attributes: map[string]any{"d": v}}
+	b, err := codec.AppendEvent(nil, &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func readTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -142,7 +160,7 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 	}
 	defer c.Close()
 	brokers := c.ListenAddrs()
-	poison := [][]byte{nil, []byte("not avro"), {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 0, 0, 0, 7}}
+	poison := [][]byte{nil, []byte("not avro"), {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 0, 0, 0, 7}, deepEvent(t, 20)}
 	seed(t, brokers, 300, 200, poison)
 
 	sink := &memSink{failFirst: 3} // ClickHouse refuses the first writes: nothing may be lost
@@ -153,7 +171,7 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 	}
 	runUntil(t, w, func() bool { e, m := sink.counts(); return e == 300 && m == 200 })
 	s := w.Stats()
-	if s.Poison != uint64(len(poison)) || s.Retries != 3 || s.Written != 500 || s.Consumed != 504 {
+	if s.Poison != uint64(len(poison)) || s.Retries != 3 || s.Written != 500 || s.Consumed != uint64(500+len(poison)) {
 		t.Fatalf("stats %+v", s)
 	}
 	// Every poison record is on the dead-letter topic, bytes intact, with its reason and origin.

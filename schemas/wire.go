@@ -95,7 +95,7 @@ func fromWireAttrs(attrs map[string]attrValue) (map[string]any, error) {
 	}
 	out := make(map[string]any, len(attrs))
 	for k, v := range attrs {
-		nv, err := fromWireValue(v.V)
+		nv, err := fromWireValue(v.V, 1)
 		if err != nil {
 			return nil, fmt.Errorf("attribute %q: %w", k, err)
 		}
@@ -104,7 +104,16 @@ func fromWireAttrs(attrs map[string]attrValue) (map[string]any, error) {
 	return out, nil
 }
 
-func fromWireValue(v any) (any, error) {
+// fromWireValue converts a decoded attribute value at nesting depth (a top-level value is at 1)
+// and enforces the limits NormalizeAttributes enforces on the producer's side, so a record written
+// by another producer that breaks them is refused at decode (and dead-lettered), not stored.
+func fromWireValue(v any, depth int) (any, error) {
+	switch v.(type) {
+	case []attrValue, map[string]attrValue:
+		if depth >= MaxAttributeDepth {
+			return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrBadAttribute, MaxAttributeDepth)
+		}
+	}
 	switch x := v.(type) {
 	case nil, bool, int64, string:
 		return x, nil
@@ -118,7 +127,7 @@ func fromWireValue(v any) (any, error) {
 	case []attrValue:
 		out := make([]any, len(x))
 		for i, e := range x {
-			ne, err := fromWireValue(e.V)
+			ne, err := fromWireValue(e.V, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -128,7 +137,7 @@ func fromWireValue(v any) (any, error) {
 	case map[string]attrValue:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
-			ne, err := fromWireValue(e.V)
+			ne, err := fromWireValue(e.V, depth+1)
 			if err != nil {
 				return nil, err
 			}
