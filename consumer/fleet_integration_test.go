@@ -1,0 +1,66 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/schemas"
+)
+
+// fleetMetrics makes one point for each of n series (a host per series, as a fleet has), all in
+// one minute, with real UUIDs for ids and tenant.
+func fleetMetrics(tenant string, n int, pass int, at time.Time) []schemas.Metric {
+	types := []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram}
+	out := make([]schemas.Metric, n)
+	for i := range out {
+		out[i] = schemas.Metric{
+			MetricID: uuid.Must(uuid.NewV7()).String(), Name: "fleet_metric", Unit: "ms", AggregationType: types[i%3],
+			Value:     float64(i%1000) + float64(pass)/4,
+			Timestamp: at.Add(time.Duration(i) * time.Microsecond),
+			Attributes: map[string]any{
+				"host": fmt.Sprintf("host-%06d-%s", i, uuid.NewSHA1(uuid.NameSpaceDNS, []byte(fmt.Sprint(i))).String()),
+			},
+			Source: schemas.Source{Tenant: tenant},
+		}
+	}
+	return out
+}
+
+// A batch with more distinct series than fit in one statement's text (about 12,500 did not) must
+// still reload its rollup windows: the worker sheds windows to a small in-memory bound, so the
+// second pass over 30,000 series reloads 30,000 series' windows from ClickHouse in one batch.
+func TestManySeriesInOneBatchDoNotWedgeThePartition(t *testing.T) {
+	const series = 30000
+	e := newEnv(t)
+	cfg := e.workerConfig(testenv.Unique("g"))
+	cfg.BatchMaxRecords, cfg.BatchInterval = 2*series, 3*time.Second
+	cfg.RollupMaxWindows = 1000 // sheds nearly every window: the second pass must load them back
+	tenant := uuid.NewString()
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	first := fleetMetrics(tenant, series, 0, at)
+	produceMetrics(t, e, first)
+
+	w, stop := startWorker(t, e, cfg)
+	waitFor(t, "the first pass to be stored", 120*time.Second, func() bool { return w.Stats().Written >= series })
+	second := fleetMetrics(tenant, series, 1, at.Add(time.Second))
+	produceMetrics(t, e, second)
+	waitFor(t, "the second pass to be stored (a wedged partition never stores it)", 120*time.Second,
+		func() bool { return w.Stats().Written >= 2*series })
+	stop()
+
+	all := append(first, second...)
+	conn := testenv.OpenClickHouse(t, e.ch)
+	var raw uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.ch.Database+".metrics FINAL").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw != uint64(len(all)) {
+		t.Fatalf("raw metrics: %d rows, want %d", raw, len(all))
+	}
+	testenv.CheckRollups(t, testenv.ReadRollups(t, conn, e.ch.Database), all, []int64{60, 3600})
+}
