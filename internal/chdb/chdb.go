@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -74,8 +75,9 @@ func Open(ctx context.Context, cfg Config, useDatabase bool) (driver.Conn, error
 
 // Migrate creates the database and applies every migration not yet recorded in
 // <database>.schema_migrations, in order, calling progress (if given) after each. It is
-// idempotent: every statement is CREATE ... IF NOT EXISTS, so a migration interrupted half-way is
-// applied again in full. It returns the versions it applied.
+// idempotent and safe to run concurrently from several places: each statement can be run again
+// after a crash at any point (see apply), so a migration interrupted half-way is applied again in
+// full. It returns the versions it applied.
 func Migrate(ctx context.Context, conn driver.Conn, database string, progress ...func(schemas.Migration)) ([]int, error) {
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("database name %q: must match [A-Za-z_][A-Za-z0-9_]*", database)
@@ -89,7 +91,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, progress ..
 		"CREATE TABLE IF NOT EXISTS " + database + ".schema_migrations (version UInt32, name String, applied_at DateTime) " +
 			"ENGINE = MergeTree() ORDER BY version",
 	} {
-		if err := conn.Exec(ctx, stmt); err != nil {
+		if err := apply(ctx, conn, database, stmt); err != nil {
 			return nil, fmt.Errorf("migrate: %s: %w", firstLine(stmt), err)
 		}
 	}
@@ -120,7 +122,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, progress ..
 			if err != nil {
 				return applied, err
 			}
-			if err := conn.Exec(ctx, sql); err != nil {
+			if err := apply(ctx, conn, database, sql); err != nil {
 				return applied, fmt.Errorf("migration %04d_%s: %s: %w", m.Version, m.Name, firstLine(sql), err)
 			}
 		}
@@ -133,6 +135,51 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, progress ..
 		}
 	}
 	return applied, nil
+}
+
+// addColumnRE matches the one form of ALTER the migrations use: one ADD COLUMN per statement.
+var addColumnRE = regexp.MustCompile(`(?is)^\s*ALTER\s+TABLE\s+([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s+ADD\s+COLUMN\s+([A-Za-z_][A-Za-z0-9_]*)\s`)
+
+// ClickHouse error codes that a concurrent migrate causes when it got there first: the column,
+// table or database now exists, which is what the statement was for.
+var alreadyDone = map[int32]bool{
+	44: true, // ILLEGAL_COLUMN: "Cannot add column ...: column with this name already exists"
+	57: true, // TABLE_ALREADY_EXISTS
+	82: true, // DATABASE_ALREADY_EXISTS
+}
+
+// apply runs one migration statement so that it can be run again after a crash at any point and
+// concurrently with another migrate: CREATE statements say IF NOT EXISTS; an ADD COLUMN is skipped
+// when system.columns has the column (18.16 has no ADD COLUMN IF NOT EXISTS); and an error saying
+// another run created the object first counts as done once the object is there.
+func apply(ctx context.Context, conn driver.Conn, database, sql string) error {
+	m := addColumnRE.FindStringSubmatch(sql)
+	if m != nil {
+		exists, err := hasColumn(ctx, conn, m[1], m[2], m[3])
+		if err != nil || exists {
+			return err
+		}
+	}
+	err := conn.Exec(ctx, sql)
+	var ex *clickhouse.Exception
+	if err == nil || !errors.As(err, &ex) || !alreadyDone[ex.Code] {
+		return err
+	}
+	if m != nil {
+		if exists, cerr := hasColumn(ctx, conn, m[1], m[2], m[3]); cerr != nil || !exists {
+			return err
+		}
+	}
+	return nil
+}
+
+func hasColumn(ctx context.Context, conn driver.Conn, database, table, column string) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+		database, table, column).Scan(&n); err != nil {
+		return false, fmt.Errorf("read system.columns: %w", err)
+	}
+	return n > 0, nil
 }
 
 // record notes m as applied. It uses a batch: on ClickHouse 18.16 an INSERT ... VALUES sent through

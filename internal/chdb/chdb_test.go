@@ -2,9 +2,15 @@ package chdb_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/schemas"
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -30,5 +36,108 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	if _, err := chdb.Migrate(ctx, conn, "bad-name; DROP"); err == nil {
 		t.Fatal("a bad database name was accepted")
+	}
+}
+
+// schemaOf describes database's tables and columns, for comparing two databases.
+func schemaOf(t *testing.T, conn driver.Conn, database string) string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(),
+		"SELECT table, name, type, default_expression FROM system.columns WHERE database = ? ORDER BY table, name", database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var table, name, typ, def string
+		if err := rows.Scan(&table, &name, &typ, &def); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s.%s %s %s\n", table, name, typ, def)
+	}
+	var engines []string
+	trows, err := conn.Query(context.Background(), "SELECT name, engine FROM system.tables WHERE database = ? ORDER BY name", database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trows.Close()
+	for trows.Next() {
+		var name, engine string
+		if err := trows.Scan(&name, &engine); err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, name+" "+engine)
+	}
+	return b.String() + strings.Join(engines, "\n")
+}
+
+// freshDatabase returns a database name that does not exist yet, dropped when the test ends.
+func freshDatabase(t *testing.T, conn driver.Conn) string {
+	db := testenv.Unique("mig")
+	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	return db
+}
+
+// Four migrate runs at once on a new database all succeed and leave the schema one run leaves.
+func TestMigrateConcurrently(t *testing.T) {
+	ref := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, ref)
+	want := schemaOf(t, conn, ref.Database)
+	for round := range 3 {
+		db := freshDatabase(t, conn)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = chdb.Migrate(context.Background(), conn, db)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: concurrent migrate %d: %v", round, i, err)
+			}
+		}
+		if got := schemaOf(t, conn, db); got != want {
+			t.Fatalf("round %d: schema after concurrent migrates:\n%s\nwant:\n%s", round, got, want)
+		}
+	}
+}
+
+// A migrate that died after any statement (before recording its migration) is completed by the
+// next run, which leaves the same schema as an uninterrupted one.
+func TestMigrateAfterACrashBetweenAnyTwoStatements(t *testing.T) {
+	ref := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, ref)
+	want := schemaOf(t, conn, ref.Database)
+	migrations, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stmts []string
+	for _, m := range migrations {
+		stmts = append(stmts, m.Statements...)
+	}
+	ctx := context.Background()
+	for k := 1; k <= len(stmts); k++ {
+		db := freshDatabase(t, conn)
+		if err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+			t.Fatal(err)
+		}
+		for _, stmt := range stmts[:k] { // what the crashed run did
+			sql, _ := schemas.Render(stmt, db)
+			if err := conn.Exec(ctx, sql); err != nil {
+				t.Fatalf("statement %d: %v", k, err)
+			}
+		}
+		if _, err := chdb.Migrate(ctx, conn, db); err != nil {
+			t.Fatalf("migrate after a crash after statement %d of %d: %v", k, len(stmts), err)
+		}
+		if got := schemaOf(t, conn, db); got != want {
+			t.Fatalf("crash after statement %d: schema\n%s\nwant:\n%s", k, got, want)
+		}
 	}
 }
