@@ -23,6 +23,10 @@ type Batch struct {
 	// forgets them before it counts the batch.
 	revoked []int32
 
+	// eventSrc and metricSrc are the Kafka records of the rows of Events and Metrics, for
+	// dead-lettering a row that ClickHouse refuses.
+	eventSrc, metricSrc []*kgo.Record
+
 	records int // Kafka records covered, poison included
 	bytes   int
 	last    map[partition]*kgo.Record
@@ -135,5 +139,40 @@ func (b *Batch) partitions() []int32 {
 			out = append(out, p.Partition)
 		}
 	}
+	return out
+}
+
+// rawRows is the number of event rows (events true) or metric rows.
+func (b *Batch) rawRows(events bool) int {
+	if events {
+		return len(b.Events.EventID)
+	}
+	return len(b.Metrics.MetricID)
+}
+
+// rawSlice returns a batch holding only rows [i, j) of b's events (events true) or metrics, for
+// writing part of a batch that ClickHouse refused as a whole.
+func (b *Batch) rawSlice(events bool, i, j int) *Batch {
+	out := newBatch()
+	if events {
+		c := &b.Events
+		out.Events = EventColumns{
+			Tenant: c.Tenant[i:j], EventID: c.EventID[i:j], TraceID: c.TraceID[i:j], SpanID: c.SpanID[i:j], Type: c.Type[i:j],
+			Name: c.Name[i:j], Timestamp: c.Timestamp[i:j], TimestampUS: c.TimestampUS[i:j], Attributes: c.Attributes[i:j],
+			AttrKeys: c.AttrKeys[i:j], AttrValues: c.AttrValues[i:j], Service: c.Service[i:j], Host: c.Host[i:j],
+			IngestedAt: c.IngestedAt[i:j],
+		}
+		out.eventSrc = b.eventSrc[i:j]
+	} else {
+		c := &b.Metrics
+		out.Metrics = MetricColumns{
+			Tenant: c.Tenant[i:j], MetricID: c.MetricID[i:j], TraceID: c.TraceID[i:j], Name: c.Name[i:j], Value: c.Value[i:j],
+			Unit: c.Unit[i:j], AggregationType: c.AggregationType[i:j], Timestamp: c.Timestamp[i:j],
+			TimestampUS: c.TimestampUS[i:j], Attributes: c.Attributes[i:j], AttrKeys: c.AttrKeys[i:j],
+			AttrValues: c.AttrValues[i:j], Service: c.Service[i:j], Host: c.Host[i:j], IngestedAt: c.IngestedAt[i:j],
+		}
+		out.metricSrc = b.metricSrc[i:j]
+	}
+	out.records = j - i
 	return out
 }

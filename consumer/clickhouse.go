@@ -61,7 +61,7 @@ func (s *ClickHouseSink) insert(ctx context.Context, table, columns string, cols
 	for i, col := range cols {
 		if err := batch.Column(i).Append(col); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("insert into %s: column %d: %w", table, i, err)
+			return Permanent(fmt.Errorf("insert into %s: column %d: %w", table, i, err))
 		}
 	}
 	if err := batch.Send(); err != nil {

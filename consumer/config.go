@@ -28,6 +28,9 @@ type Config struct {
 	FetchMaxBytes int32 `envconfig:"CONSUMER_FETCH_MAX_BYTES" default:"4194304"`
 	// RetryBackoffMax caps the wait between attempts to write a batch that ClickHouse refused.
 	RetryBackoffMax time.Duration `envconfig:"CONSUMER_RETRY_BACKOFF_MAX" default:"10s"`
+	// WriteTimeout bounds one attempt at storing a batch (raw insert, rollup reload and write,
+	// outbox produce) and one offset commit; an attempt that times out is retried.
+	WriteTimeout time.Duration `envconfig:"CONSUMER_WRITE_TIMEOUT" default:"60s"`
 	// ShutdownTimeout bounds the final flush and commit when the worker stops.
 	ShutdownTimeout time.Duration `envconfig:"CONSUMER_SHUTDOWN_TIMEOUT" default:"30s"`
 
@@ -73,6 +76,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("consumer fetch max bytes %d: must be at least 65536", c.FetchMaxBytes)
 	case c.RetryBackoffMax <= 0:
 		return fmt.Errorf("consumer retry backoff max %v: must be positive", c.RetryBackoffMax)
+	case c.WriteTimeout <= 0:
+		return fmt.Errorf("consumer write timeout %v: must be positive", c.WriteTimeout)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("consumer shutdown timeout %v: must be positive", c.ShutdownTimeout)
 	}

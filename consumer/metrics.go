@@ -67,6 +67,9 @@ func (w *Worker) Register(reg prometheus.Registerer) error {
 		{Name: "tributary_rollup_replayed_points_total", Help: "Point contributions skipped because their window had counted them already."},
 		{Name: "tributary_rollup_windows_closed_total", Help: "Rollup windows closed by the watermark."},
 		{Name: "tributary_rollup_windows_open", Help: "Rollup windows held in memory.", Gauge: true},
+		{Name: "tributary_consumer_refused_rows_total", Help: "Decoded records ClickHouse refused for their content, sent to the dead-letter topic."},
+		{Name: "tributary_rollup_skipped_points_total", Help: "Points stored raw but left out of the rollups because storing their rollups failed permanently."},
+		{Name: "tributary_consumer_outbox_dropped_total", Help: "Dead-letter or rollup records Kafka refused even without their value (dropped, logged)."},
 		{Name: "tributary_consumer_lag", Help: "Records between the last polled record and the high watermark, per partition.",
 			Gauge: true, Labels: []string{"topic", "partition"}},
 	}, w.collect)
@@ -88,6 +91,8 @@ func (w *Worker) collect(emit func(string, float64, ...string)) {
 		"tributary_rollup_windows_written_total": s.Windows, "tributary_rollup_windows_published_total": s.Published,
 		"tributary_rollup_late_points_total": s.LatePoints, "tributary_rollup_replayed_points_total": s.Replayed,
 		"tributary_rollup_windows_closed_total": s.ClosedWindow, "tributary_rollup_windows_open": s.OpenWindows,
+		"tributary_consumer_refused_rows_total": s.Refused, "tributary_rollup_skipped_points_total": s.RollupSkip,
+		"tributary_consumer_outbox_dropped_total": s.OutboxDrop,
 	} {
 		emit(name, float64(v))
 	}

@@ -40,7 +40,7 @@ func (e env) workerConfig(group string) consumer.Config {
 	return consumer.Config{
 		Kafka: e.kcfg, ClickHouse: e.ch, Group: group,
 		BatchMaxRecords: 2500, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second,
+		FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
 		RollupIdleTimeout: time.Minute, RollupMaxWindows: 40, // small: forces shedding and reloading
 	}

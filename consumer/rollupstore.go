@@ -125,7 +125,7 @@ func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([
 		}
 		sr.Type, sr.AttrJSON = schemas.AggregationType(agg), attrs
 		if sr.Attributes, err = schemas.ParseAttributesJSON([]byte(attrs)); err != nil {
-			return nil, fmt.Errorf("load rollup windows: series %x: %w", sr.ID, err)
+			return nil, Permanent(fmt.Errorf("load rollup windows: series %x: %w", sr.ID, err))
 		}
 		a.Count, a.LastTS, a.LastOffset = count, int64(lastTS), int64(lastOffset)
 		if sr.Type == schemas.Histogram {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,9 @@ type Stats struct {
 	Replayed     uint64 // point contributions skipped because their window had counted them already
 	OpenWindows  uint64 // rollup windows held in memory
 	ClosedWindow uint64 // rollup windows closed by the watermark
+	Refused      uint64 // decoded records ClickHouse refused for their content, sent to the dead-letter topic
+	RollupSkip   uint64 // points stored raw but left out of the rollups, whose store refused them for good
+	OutboxDrop   uint64 // dead-letter or rollup records Kafka refused even without their value
 }
 
 // Dead-letter headers: why a record was refused and where it came from.
@@ -67,7 +71,7 @@ type Worker struct {
 	revoked   []int32 // metrics partitions taken away, for the engine to forget
 
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
-	late, replayed, open, closed                                             atomic.Uint64
+	late, replayed, open, closed, refused, rollupSkipped, outboxDropped      atomic.Uint64
 }
 
 // New returns a worker. It starts nothing; Run does. extra options are appended to the Kafka
@@ -118,6 +122,7 @@ func (w *Worker) Stats() Stats {
 		Batches: w.batches.Load(), Retries: w.retries.Load(), Commits: w.commits.Load(),
 		Windows: w.windows.Load(), Published: w.published.Load(), LatePoints: w.late.Load(),
 		Replayed: w.replayed.Load(), OpenWindows: w.open.Load(), ClosedWindow: w.closed.Load(),
+		Refused: w.refused.Load(), RollupSkip: w.rollupSkipped.Load(), OutboxDrop: w.outboxDropped.Load(),
 	}
 }
 
@@ -231,6 +236,7 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 		if e, err = w.codec.DecodeEvent(r.Value); err == nil {
 			if err = e.Validate(); err == nil {
 				b.addEvent(&e, now)
+				b.eventSrc = append(b.eventSrc, r)
 			}
 		}
 	case w.cfg.Kafka.MetricsTopic:
@@ -238,6 +244,7 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 		if m, err = w.codec.DecodeMetric(r.Value); err == nil {
 			if err = m.Validate(); err == nil {
 				b.addMetric(&m, now, r)
+				b.metricSrc = append(b.metricSrc, r)
 			}
 		}
 	default:
@@ -247,31 +254,52 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 		w.poison.Add(1)
 		w.log.Warn("dead-lettering a record that does not decode or validate", "topic", r.Topic,
 			"partition", r.Partition, "offset", r.Offset, "bytes", len(r.Value), "reason", err)
-		b.outbox = append(b.outbox, &kgo.Record{
-			Topic: w.cfg.Kafka.DLQTopic, Key: r.Key, Value: r.Value,
-			Headers: append([]kgo.RecordHeader{
-				{Key: HeaderReason, Value: []byte(err.Error())},
-				{Key: HeaderTopic, Value: []byte(r.Topic)},
-				{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
-				{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-			}, r.Headers...),
-		})
+		b.outbox = append(b.outbox, w.deadLetter(r, err.Error()))
 	}
 }
 
-// flush stores b until it succeeds or ctx ends, then commits b's offsets.
+// deadLetter returns r as a record for the dead-letter topic, with the reason and r's origin in
+// headers.
+func (w *Worker) deadLetter(r *kgo.Record, reason string) *kgo.Record {
+	return &kgo.Record{
+		Topic: w.cfg.Kafka.DLQTopic, Key: r.Key, Value: r.Value,
+		Headers: append([]kgo.RecordHeader{
+			{Key: HeaderReason, Value: []byte(reason)},
+			{Key: HeaderTopic, Value: []byte(r.Topic)},
+			{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(r.Partition)))},
+			{Key: HeaderOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		}, r.Headers...),
+	}
+}
+
+// flush stores b until it succeeds or ctx ends, then commits b's offsets. A retryable failure
+// is retried with capped exponential backoff, each attempt bounded by WriteTimeout. A permanent
+// one (see IsPermanent) is not retried as it was: raw rows are written in halves and a row refused
+// alone is dead-lettered; a batch whose rollups cannot be stored is left out of the rollups, and
+// both are counted and logged, so no input stops the partition.
 func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := w.store1(ctx, cl, b)
-		if err == nil {
+		rawErr, rollErr := w.attempt(ctx, cl, b)
+		if rawErr == nil && rollErr == nil {
 			break
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("store batch of %d records: %w", b.Len(), ctx.Err())
 		}
+		if IsPermanent(rawErr) {
+			rawErr = w.isolateRaw(ctx, cl, b, rawErr)
+		}
+		if IsPermanent(rollErr) {
+			w.skipRollups(b, rollErr)
+			rollErr = nil
+		}
+		if rawErr == nil && rollErr == nil {
+			continue // what is left (the outbox, the commit) goes at once
+		}
 		w.retries.Add(1)
-		w.log.Error("storing a batch failed; retrying, fetching paused", "records", b.Len(), "backoff", backoff, "err", err)
+		w.log.Error("storing a batch failed; retrying, fetching paused", "records", b.Len(), "backoff", backoff,
+			"err", errors.Join(rawErr, rollErr))
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -286,7 +314,9 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	w.batches.Add(1)
 	w.inst.batchRecords.Observe(float64(b.Len()))
 	defer w.inst.observeStage("commit", time.Now())
-	if err := cl.CommitRecords(ctx, b.commitList()...); err != nil {
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
+	if err := cl.CommitRecords(cctx, b.commitList()...); err != nil {
 		// Everything is stored; a replay would write rows with the same identity, which the tables
 		// collapse, and rollup windows skip points they counted. Log and go on.
 		w.log.Warn("commit offsets failed; records may be replayed", "records", b.Len(), "err", err)
@@ -296,11 +326,13 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	return nil
 }
 
-// store1 makes one attempt at every stage of storing b not yet done. The raw rows go in
-// concurrently with the rollup chain (load and write windows, then produce dead letters and
-// published rollups): they touch different tables and different parts of b, and both must succeed
-// before the commit.
-func (w *Worker) store1(ctx context.Context, cl *kgo.Client, b *Batch) error {
+// attempt makes one attempt, bounded by WriteTimeout, at every stage of storing b not yet done.
+// The raw rows go in concurrently with the rollup chain (load and write windows, then produce dead
+// letters and published rollups): they touch different tables and different parts of b, and both
+// must succeed before the commit.
+func (w *Worker) attempt(ctx context.Context, cl *kgo.Client, b *Batch) (rawErr, rollErr error) {
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
 	raw := make(chan error, 1)
 	go func() {
 		start := time.Now()
@@ -310,8 +342,86 @@ func (w *Worker) store1(ctx context.Context, cl *kgo.Client, b *Batch) error {
 		}
 		raw <- err
 	}()
-	err := w.rollUpAndPublish(ctx, cl, b)
-	return errors.Join(<-raw, err)
+	rollErr = w.rollUpAndPublish(ctx, cl, b)
+	return <-raw, rollErr
+}
+
+// isolateRaw writes the raw rows of b that are not yet stored in halves, after ClickHouse refused
+// them as a whole for their content (cause): a row refused on its own goes to the dead-letter
+// topic with ClickHouse's reason, and the rest is stored. It returns a retryable error if one
+// interrupts it (the next attempt starts over; rows written twice collapse on their identity).
+func (w *Worker) isolateRaw(ctx context.Context, cl *kgo.Client, b *Batch, cause error) error {
+	w.log.Error("ClickHouse refused a batch's rows for their content; writing it in parts and dead-lettering the rows it refuses",
+		"records", b.Len(), "err", cause)
+	var dead []*kgo.Record
+	var bisect func(sub *Batch, events bool, err error) error
+	bisect = func(sub *Batch, events bool, err error) error {
+		n := sub.rawRows(events)
+		if n == 1 {
+			src := sub.metricSrc
+			if events {
+				src = sub.eventSrc
+			}
+			dead = append(dead, w.deadLetter(src[0], "clickhouse refused the row: "+err.Error()))
+			return nil
+		}
+		for _, half := range []*Batch{sub.rawSlice(events, 0, n/2), sub.rawSlice(events, n/2, n)} {
+			actx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+			err := w.store.Write(actx, half)
+			cancel()
+			if err != nil && !IsPermanent(err) {
+				return err
+			}
+			if err != nil {
+				if err := bisect(half, events, err); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, events := range []bool{true, false} {
+		done := b.eventsWritten
+		if !events {
+			done = b.metricsWritten
+		}
+		if done || b.rawRows(events) == 0 {
+			continue
+		}
+		if err := bisect(b, events, cause); err != nil {
+			return err
+		}
+		if len(dead) > 0 {
+			actx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+			err := cl.ProduceSync(actx, dead...).FirstErr()
+			cancel()
+			if err != nil {
+				return fmt.Errorf("produce %d dead letters of refused rows: %w", len(dead), err)
+			}
+			w.refused.Add(uint64(len(dead)))
+			dead = nil
+		}
+		if events {
+			b.eventsWritten = true
+		} else {
+			b.metricsWritten = true
+		}
+	}
+	return nil
+}
+
+// skipRollups leaves b's points out of the rollups after storing them failed permanently (cause):
+// the engine forgets b's partitions, so their windows are loaded again, as stored, by the next
+// batch. Raw rows are stored as usual; the points left out are counted.
+func (w *Worker) skipRollups(b *Batch, cause error) {
+	w.log.Error("rolling up a batch failed permanently; its points are stored raw but left out of the rollups",
+		"points", len(b.Points), "err", cause)
+	for _, p := range b.partitions() {
+		w.engine.Forget(p)
+	}
+	w.rollupSkipped.Add(uint64(len(b.Points)))
+	w.open.Store(uint64(w.engine.Len()))
+	b.rollupsApplied, b.rollupsWritten = true, true
 }
 
 func (w *Worker) rollUpAndPublish(ctx context.Context, cl *kgo.Client, b *Batch) error {
@@ -324,15 +434,52 @@ func (w *Worker) rollUpAndPublish(ctx context.Context, cl *kgo.Client, b *Batch)
 	}
 	if len(b.outbox) > 0 && !b.outboxSent {
 		defer w.inst.observeStage("outbox", time.Now())
-		if err := cl.ProduceSync(ctx, b.outbox...).FirstErr(); err != nil {
-			return fmt.Errorf("produce %d dead-letter and rollup records: %w", len(b.outbox), err)
+		if err := w.sendOutbox(ctx, cl, b); err != nil {
+			return err
 		}
 		b.outboxSent = true
-		for _, r := range b.outbox {
+	}
+	return nil
+}
+
+// HeaderValueDropped is set on a dead-letter or rollup record that Kafka refused with its value
+// (too large): it is sent again without the value, saying why.
+const HeaderValueDropped = "tributary.value.dropped"
+
+// sendOutbox produces b's dead letters and published rollups. What fails stays in the outbox for
+// the next attempt; a record Kafka refuses for good (too large, invalid) is sent again without its
+// value, and dropped, logged and counted if even that is refused, so the outbox cannot stop the
+// partition.
+func (w *Worker) sendOutbox(ctx context.Context, cl *kgo.Client, b *Batch) error {
+	var failed []*kgo.Record
+	var first error
+	for _, res := range cl.ProduceSync(ctx, b.outbox...) {
+		r := res.Record
+		switch {
+		case res.Err == nil:
 			if r.Topic == w.cfg.Kafka.RollupsTopic {
 				w.published.Add(1)
 			}
+			continue
+		case !IsPermanent(res.Err):
+		case r.Value != nil:
+			w.log.Error("Kafka refused an outbox record; sending it without its value", "topic", r.Topic, "bytes", len(r.Value), "err", res.Err)
+			r = &kgo.Record{Topic: r.Topic, Key: r.Key, Headers: append(slices.Clip(r.Headers),
+				kgo.RecordHeader{Key: HeaderValueDropped, Value: []byte(res.Err.Error())})}
+		default:
+			w.log.Error("Kafka refused an outbox record even without its value; dropping it", "topic", r.Topic, "err", res.Err)
+			w.outboxDropped.Add(1)
+			continue
 		}
+		failed = append(failed, r)
+		if first == nil {
+			first = res.Err
+		}
+	}
+	b.outbox = failed
+	if first != nil {
+		// %v, not %w: a refused record was replaced above, so the retry is not permanent.
+		return fmt.Errorf("produce %d dead-letter and rollup records: %v", len(failed), first)
 	}
 	return nil
 }

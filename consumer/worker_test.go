@@ -62,7 +62,7 @@ func testConfig(brokers []string) Config {
 			TopicPartitions: 3, TopicReplication: 1},
 		Group:           "g",
 		BatchMaxRecords: 50, BatchMaxBytes: 1 << 20, BatchInterval: 50 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		FetchMaxBytes: 4 << 20, RetryBackoffMax: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute}, RollupLateness: time.Second,
 		RollupIdleTimeout: time.Minute, RollupMaxWindows: 1000,
 	}

@@ -34,7 +34,7 @@ func TestEndToEnd(t *testing.T) {
 	ccfg := consumer.Config{
 		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("group"),
 		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 200 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second,
+		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
 		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000,
 	}
