@@ -51,6 +51,17 @@ func (in *instruments) noteLag(p kgo.FetchTopicPartition) {
 	in.lagMu.Unlock()
 }
 
+// dropLag forgets the lag of partitions that moved away, so summed lag counts each partition once.
+func (in *instruments) dropLag(m map[string][]int32) {
+	in.lagMu.Lock()
+	defer in.lagMu.Unlock()
+	for topic, ps := range m {
+		for _, p := range ps {
+			delete(in.lag, partition{topic, p})
+		}
+	}
+}
+
 // Register adds the worker's metrics, and its Kafka client's (kprom, prefix tributary_kafka), to
 // reg. Call it before Run.
 func (w *Worker) Register(reg prometheus.Registerer) error {

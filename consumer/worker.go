@@ -70,6 +70,10 @@ type Worker struct {
 	revokedMu sync.Mutex
 	revoked   []int32 // metrics partitions taken away, for the engine to forget
 
+	// storing is held from handing a batch to the writer until it is stored and committed; the
+	// revoke callback takes it, so a partition never moves with an unstored batch.
+	storing sync.Mutex
+
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
 	late, replayed, open, closed, refused, rollupSkipped, outboxDropped      atomic.Uint64
 }
@@ -90,6 +94,13 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 			return nil, err
 		}
 	}
+	// A partition moves only after the batch in flight (which may hold its records) is stored and
+	// committed: the revoke callback waits for the writer. Lost partitions are gone already.
+	revoked := func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		w.storing.Lock()
+		w.storing.Unlock() //nolint:staticcheck // waiting for the writer is the point
+		w.forget(m)
+	}
 	lost := func(_ context.Context, _ *kgo.Client, m map[string][]int32) { w.forget(m) }
 	w.opts = append(cfg.Kafka.ClientOpts(),
 		kgo.ConsumerGroup(cfg.Group),
@@ -98,7 +109,7 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(), // partitions move only between batches, after their commit
-		kgo.OnPartitionsRevoked(lost),
+		kgo.OnPartitionsRevoked(revoked),
 		kgo.OnPartitionsLost(lost),
 		kgo.FetchMaxWait(250*time.Millisecond),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
@@ -110,6 +121,7 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 }
 
 func (w *Worker) forget(m map[string][]int32) {
+	w.inst.dropLag(m)
 	w.revokedMu.Lock()
 	w.revoked = append(w.revoked, m[w.cfg.Kafka.MetricsTopic]...)
 	w.revokedMu.Unlock()
@@ -131,9 +143,9 @@ func (w *Worker) Stats() Stats {
 // exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
 //
 // Decoding and storing overlap: while a writer goroutine stores batch N, the poll loop gathers and
-// decodes batch N+1 (at most one batch in flight). A rebalance may happen while a batch is in flight:
-// its raw rows collapse on their identity and its rollup rows are versioned by source offset, so
-// whichever owner writes last, nothing is counted twice or lost.
+// decodes batch N+1 (at most one batch in flight). Rebalances are allowed only while the poll loop
+// holds no records, and the revoke callback waits until the batch in flight is stored and
+// committed, so a partition changes owner only between committed batches.
 func (w *Worker) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(w.opts...)
 	if err != nil {
@@ -148,7 +160,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	results := make(chan flushResult, 1)
 	go func() {
 		for b := range jobs {
-			results <- flushResult{b, w.flush(ctx, cl, b)}
+			err := w.flush(ctx, cl, b)
+			w.storing.Unlock() // taken by Run when it handed b over
+			results <- flushResult{b, err}
 		}
 	}()
 	defer close(jobs)
@@ -201,6 +215,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			if failed := wait(); failed != nil {
 				return w.shutdown(cl, failed, b)
 			}
+			w.storing.Lock()
 			jobs <- b
 			inflight = true
 			b = newBatch()

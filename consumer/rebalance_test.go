@@ -1,0 +1,149 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/rollups"
+	"github.com/tributary/tributary/schemas"
+)
+
+// gateSink stores event ids; its first Write blocks until release is closed.
+type gateSink struct {
+	mu       sync.Mutex
+	ids      map[string]int
+	entered  chan struct{}
+	release  chan struct{}
+	gated    bool
+	gateOnce sync.Once
+}
+
+func (s *gateSink) Write(_ context.Context, b *Batch) error {
+	if s.gated && len(b.Events.EventID) > 0 {
+		s.gateOnce.Do(func() { close(s.entered); <-s.release })
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range b.Events.EventID {
+		s.ids[id]++
+	}
+	return nil
+}
+
+func (s *gateSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
+	return nil, nil
+}
+func (s *gateSink) WriteWindows(context.Context, []*rollups.Window) error { return nil }
+
+// A rebalance forced while a batch is being written does not move its partitions until the batch
+// is stored and committed: the new member gets nothing meanwhile, and afterwards every record is
+// stored exactly once (a partition moved early is consumed again by its new owner from the last
+// commit: duplicates).
+func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topics := testenv.Topics(t, brokers, 4, "ev", "me", "ro", "dlq")
+	const n = 2000
+	codec, _ := schemas.NewCodec()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for i := range n {
+		e := schemas.Event{EventID: uuid.NewString(), TraceID: uuid.NewString(), Type: "t", Name: "n",
+			Timestamp: time.Date(2025, 1, 15, 10, 0, 0, i, time.UTC)}
+		v, _ := codec.AppendEvent(nil, &e)
+		recs = append(recs, &kgo.Record{Topic: topics[0], Key: []byte(e.TraceID), Value: v})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Kafka: kafka.Config{Brokers: brokers, ClientID: "rb", EventsTopic: topics[0], MetricsTopic: topics[1], RollupsTopic: topics[2],
+			DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 1},
+		Group: testenv.Unique("g"), BatchMaxRecords: 5000, BatchMaxBytes: 16 << 20, BatchInterval: 200 * time.Millisecond,
+		FetchMaxBytes: 4 << 20, RetryBackoffMax: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, WriteTimeout: time.Minute,
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s1 := &gateSink{ids: map[string]int{}, entered: make(chan struct{}), release: make(chan struct{}), gated: true}
+	s2 := &gateSink{ids: map[string]int{}}
+	w1, _ := New(cfg, s1, log)
+	w2, _ := New(cfg, s2, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, w := range []*Worker{w1, w2} {
+		if i == 1 {
+			select { // the second member joins while the first one's batch is being written
+			case <-s1.entered:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the first worker never wrote a batch")
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = w.Run(ctx) }()
+	}
+	// While the batch is held, the new member must get no record (it would be a duplicate).
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && w2.Stats().Consumed == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	early := w2.Stats().Consumed
+	close(s1.release)
+	stored := func() int {
+		s1.mu.Lock()
+		s2.mu.Lock()
+		defer s1.mu.Unlock()
+		defer s2.mu.Unlock()
+		seen := map[string]bool{}
+		for id := range s1.ids {
+			seen[id] = true
+		}
+		for id := range s2.ids {
+			seen[id] = true
+		}
+		return len(seen)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for stored() < n && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("worker %d: %v", i+1, err)
+		}
+	}
+	if early != 0 {
+		t.Fatalf("the new member consumed %d records while the old owner's batch was still being written", early)
+	}
+	if got := stored(); got != n {
+		t.Fatalf("%d of %d records stored", got, n)
+	}
+	var dups []string
+	for id, c := range s1.ids {
+		if c+s2.ids[id] > 1 {
+			dups = append(dups, fmt.Sprintf("%s x%d", id, c+s2.ids[id]))
+		}
+	}
+	for id, c := range s2.ids {
+		if s1.ids[id] == 0 && c > 1 {
+			dups = append(dups, fmt.Sprintf("%s x%d", id, c))
+		}
+	}
+	if len(dups) > 0 {
+		t.Fatalf("%d records stored more than once, e.g. %v", len(dups), dups[:min(3, len(dups))])
+	}
+}
