@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -71,6 +72,29 @@ func Open(ctx context.Context, cfg Config, useDatabase bool) (driver.Conn, error
 		return nil, fmt.Errorf("ping clickhouse %v: %w", cfg.Addr, err)
 	}
 	return conn, nil
+}
+
+// OpenWait is Open retried until ClickHouse answers or ctx ends, waiting 1 s after the first
+// failure and twice as long after each next one, up to 15 s, and logging each failure: a service
+// started while ClickHouse is down (or still starting) waits for it instead of exiting.
+func OpenWait(ctx context.Context, cfg Config, useDatabase bool, log *slog.Logger) (driver.Conn, error) {
+	backoff := time.Second
+	for {
+		conn, err := Open(ctx, cfg, useDatabase)
+		if err == nil {
+			return conn, nil
+		}
+		if cfg.Validate() != nil {
+			return nil, err
+		}
+		log.Warn("waiting for ClickHouse", "addr", cfg.Addr, "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for clickhouse %v: %w (last error: %v)", cfg.Addr, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 15*time.Second)
+	}
 }
 
 // Migrate creates the database and applies every migration not yet recorded in

@@ -128,8 +128,11 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 	if os.Getenv("GOMEMLIMIT") == "" && role.MemoryLimit > 0 {
 		debug.SetMemoryLimit(role.MemoryLimit)
 	}
-	conn, err := chdb.Open(ctx, cfg.ClickHouse, true)
+	conn, err := chdb.OpenWait(ctx, cfg.ClickHouse, true, env.Log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting: nothing was consumed
+		}
 		return err
 	}
 	defer conn.Close()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,4 +117,105 @@ func TestLoadgenShowsProgress(t *testing.T) {
 	if progress < 2 {
 		t.Fatalf("%d progress lines in 2.5 s:\n%s", progress, errs)
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a child process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A consumer started while ClickHouse is down waits for it, with backoff, instead of exiting, and
+// becomes ready once ClickHouse answers (here: once a proxy to the real server starts listening on
+// the address it was given).
+func TestConsumerWaitsForClickHouse(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	topics := testenv.Topics(t, brokers, 1, "events", "metrics", "rollups", "dlq")
+	ch := testenv.ClickHouse(t)
+	bin := testenv.Binary(t)
+	metricsAddr, chAddr := freeAddr(t), freeAddr(t)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "consumer")
+	cmd.Env = append(os.Environ(), "TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+topics[0],
+		"TRIBUTARY_KAFKA_METRICS_TOPIC="+topics[1], "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+topics[2], "TRIBUTARY_KAFKA_DLQ_TOPIC="+topics[3],
+		"TRIBUTARY_CLICKHOUSE_ADDR="+chAddr, "TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database, "TRIBUTARY_CLICKHOUSE_DIAL_TIMEOUT=500ms",
+		"TRIBUTARY_CONSUMER_GROUP="+testenv.Unique("g"), "TRIBUTARY_CONSUMER_METRICS_LISTEN="+metricsAddr)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() { _ = cmd.Process.Kill(); <-exited }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(logs.String(), "waiting for ClickHouse") < 2 {
+		select {
+		case err := <-exited:
+			t.Fatalf("the consumer exited (%v) instead of waiting for ClickHouse; logs:\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries logged; logs:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// ClickHouse "comes back": a proxy to the real server listens on the consumer's address.
+	ln, err := net.Listen("tcp", chAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", ch.Addr[0])
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + metricsAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready after ClickHouse came back; logs:\n%s", logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("consumer exited with %v; logs:\n%s", err, logs.String())
+	}
+	exited <- nil // for the deferred kill
 }
