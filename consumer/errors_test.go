@@ -219,4 +219,3 @@ type refuseWindows struct{ memSink }
 func (s *refuseWindows) WriteWindows(context.Context, []*rollups.Window) error {
 	return Permanent(errors.New("rollups: refused"))
 }
-

@@ -10,8 +10,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/schemas"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/schemas"
 )
 
 func TestMigrateIsIdempotent(t *testing.T) {
