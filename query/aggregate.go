@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -232,6 +233,35 @@ func (c *cell) value(agg string, bucketSeconds float64) (float64, bool) {
 		return c.quantiles[i], true
 	}
 	return 0, false
+}
+
+// OverflowError is an aggregate whose value does not fit a float64: a sum (or avg, rate) of
+// values near ±1.8e308 overflows to infinity. The service answers it with HTTP 422 naming
+// aggregates, since JSON has no infinity; count, min, max, last and percentiles never overflow.
+type OverflowError struct {
+	Aggregate string
+	Bucket    time.Time
+	Group     map[string]string
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("%s of the bucket at %s (group %v) overflows float64 (beyond ±1.8e308); ask for count, min, max, last or percentiles, or use a narrower bucket",
+		e.Aggregate, e.Bucket.Format(time.RFC3339), e.Group)
+}
+
+// checkFinite returns an *OverflowError for the first point of series with an infinite or NaN
+// value.
+func checkFinite(series []Series) error {
+	for _, s := range series {
+		for _, p := range s.Points {
+			for i, v := range p.vals {
+				if p.set[i] && (math.IsInf(v, 0) || math.IsNaN(v)) {
+					return &OverflowError{Aggregate: p.names[i], Bucket: p.Time, Group: s.Group}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // assemble turns cells into series, keeps the top groups by point count, and orders series by

@@ -132,9 +132,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *ParamError
+	var oe *OverflowError
 	switch {
 	case errors.As(err, &pe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: pe.Error(), Parameter: pe.Param})
+	case errors.As(err, &oe):
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: oe.Error(), Parameter: "aggregates"})
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		writeJSON(w, http.StatusGatewayTimeout, errorBody{Error: fmt.Sprintf("query exceeded %v; narrow the time range or filters", s.cfg.Timeout)})
 	default:
