@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -137,5 +141,65 @@ func TestAggregateOverflowIs422(t *testing.T) {
 		if a.status != 200 || a.agg.Source != src || points(a.agg) != 2 || a.agg.Series[0].Points[0].Values["max"] != 1e308 {
 			t.Errorf("%s: HTTP %d %s, want two points, max 1e308", path, a.status, a.body)
 		}
+	}
+}
+
+// Every bucket spelling the docs, the UI and the client use is accepted, and every /v1/aggregate
+// and /v1/events/counts example in README.md and docs/ answers 200 with data.
+func TestDocumentedBucketsAndRecipes(t *testing.T) {
+	f := newAggMaxFixture(t)
+	for spelling, seconds := range map[string]int64{"30s": 30, "5m": 300, "1h": 3600, "1d": 86400, "7d": 604800, "31d": 2678400,
+		"300": 300, "1h30m": 5400, "24h0m0s": 86400, "10s": 10, "15m": 900} {
+		for _, ep := range []string{"/v1/aggregate?name=cpu_percent&", "/v1/events/counts?"} {
+			path := ep + "bucket=" + spelling
+			a := f.getRaw(t, path)
+			var got struct {
+				BucketSeconds int64 `json:"bucket_seconds"`
+			}
+			_ = json.Unmarshal(a.body, &got)
+			if a.status != 200 || got.BucketSeconds != seconds {
+				t.Errorf("%s: HTTP %d %.200s, want bucket_seconds %d", path, a.status, a.body, seconds)
+			}
+		}
+	}
+	for _, bad := range []string{"32d", "1.5d", "d", "-1d", "0d", "1w", "500ms"} {
+		f.want400(t, "/v1/aggregate?name=cpu_percent&bucket="+url.QueryEscape(bad), "bucket")
+	}
+	// The UI's bucket picker.
+	ui, err := os.ReadFile("ui/index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	picker := regexp.MustCompile(`(?s)<select id="metric-bucket">(.*?)</select>`).FindSubmatch(ui)
+	opts := regexp.MustCompile(`<option[^>]*>([^<]+)</option>`).FindAllSubmatch(picker[1], -1)
+	if len(opts) == 0 {
+		t.Fatal("no bucket options in the UI")
+	}
+	for _, o := range opts {
+		if a := f.getRaw(t, "/v1/aggregate?name=cpu_percent&bucket="+string(o[1])); a.status != 200 {
+			t.Errorf("UI bucket %s: HTTP %d %s", o[1], a.status, a.body)
+		}
+	}
+	// The docs' examples, placeholders filled with the last two hours.
+	example := regexp.MustCompile("(/v1/(?:aggregate|events/counts)\\?[^`' ]*)")
+	fill := strings.NewReplacer("<now-1h>", f.now.Add(-time.Hour).Format(time.RFC3339),
+		"start=...", "start="+f.now.Add(-2*time.Hour).Format(time.RFC3339), "end=...", "end="+f.now.Add(time.Minute).Format(time.RFC3339))
+	n := 0
+	for _, doc := range []string{"../README.md", "../docs/analysts.md", "../docs/operations.md"} {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range example.FindAllString(string(text), -1) {
+			path := fill.Replace(m)
+			a := f.getRaw(t, path)
+			if a.status != 200 || (strings.HasPrefix(path, "/v1/aggregate") && points(a.agg) == 0) || strings.Contains(string(a.body), `"counts":[]`) {
+				t.Errorf("%s example %s: HTTP %d %.300s, want 200 with data", filepath.Base(doc), path, a.status, a.body)
+			}
+			n++
+		}
+	}
+	if n < 4 {
+		t.Fatalf("found only %d examples in the docs", n)
 	}
 }

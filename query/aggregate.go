@@ -126,15 +126,19 @@ func parseAggregate(q url.Values, cfg Config, now time.Time) (AggregateQuery, er
 	return a, nil
 }
 
-// parseBucket reads a bucket width (a duration such as 30s, 5m, 1h, or seconds; default 1m) and
-// checks the number of buckets it makes of [start, end).
+// parseBucket reads a bucket width (a Go duration such as 30s, 5m, 1h or 1h30m, whole days such
+// as 1d or 7d, or seconds such as 300; default 1m) and checks the number of buckets it makes of
+// [start, end).
 func parseBucket(b string, cfg Config, start, end time.Time) (time.Duration, error) {
 	bucket := time.Minute
 	if b != "" {
+		days, isDays := strings.CutSuffix(b, "d")
 		if n, err := strconv.Atoi(b); err == nil {
 			bucket = time.Duration(n) * time.Second
+		} else if n, err := strconv.Atoi(days); isDays && err == nil && n >= 0 && n <= 31 {
+			bucket = time.Duration(n) * 24 * time.Hour
 		} else if bucket, err = time.ParseDuration(b); err != nil {
-			return 0, badParam("bucket", "%q: want a duration (30s, 5m, 1h) or seconds", b)
+			return 0, badParam("bucket", "%q: want a duration (30s, 5m, 1h, 1d) or seconds", b)
 		}
 	}
 	if bucket < time.Second || bucket > 31*24*time.Hour || bucket%time.Second != 0 {
