@@ -136,19 +136,28 @@ func TestMaximalEventPages(t *testing.T) {
 		}
 		return q
 	}
-	f.page(t, "/v1/events", lim, es[:max])
-	f.page(t, "/v1/events", with("order", "desc"), reversed(es)[:max])
-	f.page(t, "/v1/events", with("offset", "10000"), es[max:2*max])
-	f.page(t, "/v1/events", with("type", "node_finished"), every(es, func(i int) bool { return i%2 == 1 }))
-	f.page(t, "/v1/events", with("attr.half", "a"), es[:10000])
-	f.page(t, "/v1/events", with("attr.half", "b"), es[10000:10000+max])
-	f.page(t, "/v1/events", with("attr.half", "b", "order", "desc"), reversed(es)[:max])
-	f.page(t, "/v1/events", with("attr.half", "b", "offset", "10000"), es[20000:])
-	f.page(t, "/v1/events", with("attr.node_id", "node_3", "type", "node_finished"),
-		every(es, func(i int) bool { return i%7 == 3 && i%2 == 1 }))
-	f.page(t, "/v1/events", with("trace_id", f.traceB), es[10000:10000+max])
-	f.page(t, "/v1/traces/"+f.traceA, nil, es[:10000])
-	f.page(t, "/v1/traces/"+f.traceB, nil, es[10000:10000+max])
+	// next is the page's expected next_offset: -1 for null (no row follows).
+	check := func(path string, q url.Values, want []schemas.Event, next int) {
+		t.Helper()
+		a := f.page(t, path, q, want)
+		if got := a.NextOffset; (next < 0) != (got == nil) || (got != nil && *got != next) {
+			t.Fatalf("%s?%s: next_offset %v, want %d (-1: null)", path, q.Encode(), got, next)
+		}
+	}
+	check("/v1/events", lim, es[:max], max)
+	check("/v1/events", with("order", "desc"), reversed(es)[:max], max)
+	check("/v1/events", with("offset", "10000"), es[max:2*max], 2*max)
+	check("/v1/events", with("type", "node_finished"), every(es, func(i int) bool { return i%2 == 1 }), -1)
+	check("/v1/events", with("attr.half", "a"), es[:10000], -1)
+	check("/v1/events", with("attr.half", "b"), es[10000:10000+max], max)
+	check("/v1/events", with("attr.half", "b", "order", "desc"), reversed(es)[:max], max)
+	check("/v1/events", with("attr.half", "b", "offset", "10000"), es[20000:], -1)
+	check("/v1/events", with("attr.node_id", "node_3", "type", "node_finished"),
+		every(es, func(i int) bool { return i%7 == 3 && i%2 == 1 }), -1)
+	check("/v1/events", with("trace_id", f.traceA), es[:10000], -1)
+	check("/v1/events", with("trace_id", f.traceB), es[10000:10000+max], max)
+	check("/v1/traces/"+f.traceA, nil, es[:10000], -1)
+	check("/v1/traces/"+f.traceB, nil, es[10000:10000+max], max)
 
 	status, body := f.get(t, "/v1/events", with("limit", fmt.Sprint(max+1)))
 	var eb struct{ Error, Parameter string }

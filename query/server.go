@@ -171,7 +171,8 @@ func (s *Server) queryCtx(ctx context.Context) (context.Context, context.CancelF
 	})), cancel
 }
 
-// page describes a list answer. NextOffset is set when the page was full, so more rows may follow.
+// page describes a list answer. NextOffset is set when more rows follow the page (the query read
+// one row past it), null on the last page.
 type page struct {
 	Count      int  `json:"count"`
 	Limit      int  `json:"limit"`
@@ -179,9 +180,9 @@ type page struct {
 	NextOffset *int `json:"next_offset"`
 }
 
-func newPage(n int, f Filter) page {
+func newPage(n int, f Filter, more bool) page {
 	p := page{Count: n, Limit: f.Limit, Offset: f.Offset}
-	if n == f.Limit {
+	if more {
 		next := f.Offset + f.Limit
 		p.NextOffset = &next
 	}
