@@ -203,3 +203,70 @@ func TestDocumentedBucketsAndRecipes(t *testing.T) {
 		t.Fatalf("found only %d examples in the docs", n)
 	}
 }
+
+// Aggregations at every documented maximum answer (raw and rollups), and one past each is a 400
+// naming the parameter.
+func TestAggregateAtTheMaximums(t *testing.T) {
+	f := newAggMaxFixture(t)
+	maxB := f.cfg.MaxBuckets
+	iso := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	rawEnd, rollEnd := time.Duration(maxB)*time.Second, time.Duration(maxB)*time.Minute
+	for _, c := range []struct {
+		path, source string
+		points       int
+	}{
+		// The longest range at the smallest bucket: one point per bucket.
+		{"/v1/aggregate?name=fine&bucket=1s&aggregates=count,avg,p99&start=" + iso(0) + "&end=" + iso(rawEnd), "raw", maxB},
+		{"/v1/aggregate?name=coarse&bucket=1m&aggregates=count,avg,last&start=" + iso(0) + "&end=" + iso(rollEnd), "rollups", maxB},
+		{"/v1/aggregate?name=coarse&bucket=1m&aggregates=count,p50&source=raw&start=" + iso(0) + "&end=" + iso(rollEnd), "raw", maxB},
+		// Four group-by keys (2 x 3 x 5 x 7 = 210 groups) with the largest top.
+		{"/v1/aggregate?name=fine&bucket=1s&group_by=a,b,c,d&top=1000&aggregates=count,max&start=" + iso(0) + "&end=" + iso(rawEnd), "raw", maxB},
+		{"/v1/aggregate?name=coarse&bucket=1m&group_by=a,b,c,d&top=1000&aggregates=count,max&start=" + iso(0) + "&end=" + iso(rollEnd), "rollups", maxB},
+		{"/v1/aggregate?name=coarse&bucket=1h&group_by=d,c,b,a&top=3&aggregates=sum&start=" + iso(0) + "&end=" + iso(rollEnd), "rollups", -1},
+	} {
+		a := f.getRaw(t, c.path)
+		if a.status != 200 || a.agg.Source != c.source || (c.points >= 0 && points(a.agg) != c.points) {
+			t.Errorf("%s: HTTP %d source %s, %d points; want %s, %d: %.300s", c.path, a.status, a.agg.Source, points(a.agg), c.source, c.points, a.body)
+		}
+		if strings.Contains(c.path, "group_by") && !strings.Contains(c.path, "top=3") && len(a.agg.Series) != 210 {
+			t.Errorf("%s: %d series, want 210", c.path, len(a.agg.Series))
+		}
+		if strings.Contains(c.path, "top=3") && len(a.agg.Series) != 3 {
+			t.Errorf("%s: %d series, want 3", c.path, len(a.agg.Series))
+		}
+	}
+	// Event counts at the most buckets.
+	if a := f.getRaw(t, "/v1/events/counts?bucket=1s&start="+iso(0)+"&end="+iso(rawEnd)); a.status != 200 {
+		t.Errorf("event counts at %d buckets: HTTP %d %s", maxB, a.status, a.body)
+	}
+	// One past each maximum.
+	f.want400(t, "/v1/aggregate?name=fine&bucket=1s&start="+iso(0)+"&end="+iso(rawEnd+time.Second), "bucket")
+	f.want400(t, "/v1/aggregate?name=coarse&bucket=1m&start="+iso(0)+"&end="+iso(rollEnd+time.Minute), "bucket")
+	// An unaligned range of MaxBuckets seconds touches MaxBuckets+1 buckets.
+	f.want400(t, "/v1/aggregate?name=fine&bucket=1s&start="+url.QueryEscape(t0.Add(500*time.Millisecond).Format(time.RFC3339Nano))+
+		"&end="+url.QueryEscape(t0.Add(rawEnd+500*time.Millisecond).Format(time.RFC3339Nano)), "bucket")
+	f.want400(t, "/v1/events/counts?bucket=1s&start="+iso(0)+"&end="+iso(rawEnd+time.Second), "bucket")
+	f.want400(t, "/v1/aggregate?name=fine&group_by=a,b,c,d,e", "group_by")
+	f.want400(t, "/v1/aggregate?name=fine&group_by=a&top=1001", "top")
+	f.want400(t, "/v1/aggregate?name=fine&top=0", "top")
+}
+
+// offset at QUERY_MAX_OFFSET answers (an empty last page), one past it is a 400 naming offset.
+func TestOffsetAtTheMaximum(t *testing.T) {
+	f := newAggMaxFixture(t)
+	max := f.cfg.MaxOffset
+	for _, path := range []string{"/v1/events?", "/v1/events?attr.node_id=transform_1&", "/v1/events?type=node_failed&order=desc&",
+		"/v1/metrics?", "/v1/metrics?name=cpu_percent&attr.node_id=transform_0&"} {
+		a := f.getRaw(t, fmt.Sprintf("%soffset=%d&limit=%d", path, max, f.cfg.MaxLimit))
+		var p struct {
+			Count      int  `json:"count"`
+			Offset     int  `json:"offset"`
+			NextOffset *int `json:"next_offset"`
+		}
+		_ = json.Unmarshal(a.body, &p)
+		if a.status != 200 || p.Count != 0 || p.Offset != max || p.NextOffset != nil {
+			t.Errorf("%soffset=%d: HTTP %d %s, want an empty last page", path, max, a.status, a.body)
+		}
+		f.want400(t, fmt.Sprintf("%soffset=%d", path, max+1), "offset")
+	}
+}

@@ -127,8 +127,9 @@ func parseAggregate(q url.Values, cfg Config, now time.Time) (AggregateQuery, er
 }
 
 // parseBucket reads a bucket width (a Go duration such as 30s, 5m, 1h or 1h30m, whole days such
-// as 1d or 7d, or seconds such as 300; default 1m) and checks the number of buckets it makes of
-// [start, end).
+// as 1d or 7d, or seconds such as 300; default 1m) and checks the number of buckets that
+// [start, end) touches. Buckets are aligned to the Unix epoch, so an unaligned range touches one
+// more bucket than its length holds; that one counts too.
 func parseBucket(b string, cfg Config, start, end time.Time) (time.Duration, error) {
 	bucket := time.Minute
 	if b != "" {
@@ -144,7 +145,9 @@ func parseBucket(b string, cfg Config, start, end time.Time) (time.Duration, err
 	if bucket < time.Second || bucket > 31*24*time.Hour || bucket%time.Second != 0 {
 		return 0, badParam("bucket", "%v: want whole seconds from 1s to 31 days", bucket)
 	}
-	if n := int64(end.Sub(start) / bucket); n > int64(cfg.MaxBuckets) {
+	bs := int64(bucket / time.Second)
+	lastSecond := (end.UnixMicro() - 1) / 1e6 // end is exclusive
+	if n := lastSecond/bs - start.Unix()/bs + 1; n > int64(cfg.MaxBuckets) {
 		return 0, badParam("bucket", "%v over %v is %d buckets, at most %d; widen the bucket or narrow the range", bucket, end.Sub(start), n, cfg.MaxBuckets)
 	}
 	return bucket, nil
