@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -125,21 +126,28 @@ func parseAggregate(q url.Values, cfg Config, now time.Time) (AggregateQuery, er
 	return a, nil
 }
 
-// parseBucket reads a bucket width (a duration such as 30s, 5m, 1h, or seconds; default 1m) and
-// checks the number of buckets it makes of [start, end).
+// parseBucket reads a bucket width (a Go duration such as 30s, 5m, 1h or 1h30m, whole days such
+// as 1d or 7d, or seconds such as 300; default 1m) and checks the number of buckets that
+// [start, end) touches. Buckets are aligned to the Unix epoch, so an unaligned range touches one
+// more bucket than its length holds; that one counts too.
 func parseBucket(b string, cfg Config, start, end time.Time) (time.Duration, error) {
 	bucket := time.Minute
 	if b != "" {
+		days, isDays := strings.CutSuffix(b, "d")
 		if n, err := strconv.Atoi(b); err == nil {
 			bucket = time.Duration(n) * time.Second
+		} else if n, err := strconv.Atoi(days); isDays && err == nil && n >= 0 && n <= 31 {
+			bucket = time.Duration(n) * 24 * time.Hour
 		} else if bucket, err = time.ParseDuration(b); err != nil {
-			return 0, badParam("bucket", "%q: want a duration (30s, 5m, 1h) or seconds", b)
+			return 0, badParam("bucket", "%q: want a duration (30s, 5m, 1h, 1d) or seconds", b)
 		}
 	}
 	if bucket < time.Second || bucket > 31*24*time.Hour || bucket%time.Second != 0 {
 		return 0, badParam("bucket", "%v: want whole seconds from 1s to 31 days", bucket)
 	}
-	if n := int64(end.Sub(start) / bucket); n > int64(cfg.MaxBuckets) {
+	bs := int64(bucket / time.Second)
+	lastSecond := (end.UnixMicro() - 1) / 1e6 // end is exclusive
+	if n := lastSecond/bs - start.Unix()/bs + 1; n > int64(cfg.MaxBuckets) {
 		return 0, badParam("bucket", "%v over %v is %d buckets, at most %d; widen the bucket or narrow the range", bucket, end.Sub(start), n, cfg.MaxBuckets)
 	}
 	return bucket, nil
@@ -232,6 +240,35 @@ func (c *cell) value(agg string, bucketSeconds float64) (float64, bool) {
 		return c.quantiles[i], true
 	}
 	return 0, false
+}
+
+// OverflowError is an aggregate whose value does not fit a float64: a sum (or avg, rate) of
+// values near ±1.8e308 overflows to infinity. The service answers it with HTTP 422 naming
+// aggregates, since JSON has no infinity; count, min, max, last and percentiles never overflow.
+type OverflowError struct {
+	Aggregate string
+	Bucket    time.Time
+	Group     map[string]string
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("%s of the bucket at %s (group %v) overflows float64 (beyond ±1.8e308); ask for count, min, max, last or percentiles, or use a narrower bucket",
+		e.Aggregate, e.Bucket.Format(time.RFC3339), e.Group)
+}
+
+// checkFinite returns an *OverflowError for the first point of series with an infinite or NaN
+// value.
+func checkFinite(series []Series) error {
+	for _, s := range series {
+		for _, p := range s.Points {
+			for i, v := range p.vals {
+				if p.set[i] && (math.IsInf(v, 0) || math.IsNaN(v)) {
+					return &OverflowError{Aggregate: p.names[i], Bucket: p.Time, Group: s.Group}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // assemble turns cells into series, keeps the top groups by point count, and orders series by

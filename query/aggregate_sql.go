@@ -60,6 +60,10 @@ func (s *Server) aggregate(w http.ResponseWriter, r *http.Request) {
 		Name: a.Name, Source: source, BucketSeconds: int64(a.Bucket / time.Second),
 		Start: a.Start.Format(time.RFC3339Nano), End: a.End.Format(time.RFC3339Nano), Series: assemble(a, cells),
 	}
+	if err := checkFinite(ans.Series); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	body, err := ans.appendJSON(nil)
 	if err != nil {
 		s.fail(w, r, err)

@@ -39,11 +39,13 @@ func NewClient(baseURL string, httpClient *http.Client) *Client {
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), http: httpClient}
 }
 
-// APIError is an error answer from the service. Parameter names the bad parameter of a 400.
+// APIError is an error answer from the service. Parameter names the bad parameter of a 400;
+// ErrorID is the id under which the service logged a 500's details.
 type APIError struct {
 	Status    int
 	Parameter string
 	Message   string
+	ErrorID   string
 }
 
 func (e *APIError) Error() string {
@@ -109,7 +111,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, out any) er
 		if eb.Error == "" {
 			eb.Error = strings.TrimSpace(string(body))
 		}
-		return &APIError{Status: resp.StatusCode, Parameter: eb.Parameter, Message: eb.Error}
+		return &APIError{Status: resp.StatusCode, Parameter: eb.Parameter, Message: eb.Error, ErrorID: eb.ErrorID}
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return fmt.Errorf("query service: decode answer: %w", err)

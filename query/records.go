@@ -70,19 +70,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.scope = tenantOf(r)
-	out, err := s.queryEvents(r.Context(), f)
+	out, more, err := s.queryEvents(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f, more)})
 }
 
 // trace answers GET /v1/traces/{trace_id}: every event of the trace in time order (up to
-// QUERY_MAX_LIMIT), or 404.
+// QUERY_MAX_LIMIT; next_offset is set when the trace has more), or 404.
 func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
 	f := Filter{TraceID: r.PathValue("trace_id"), Limit: s.cfg.MaxLimit, scope: tenantOf(r)}
-	out, err := s.queryEvents(r.Context(), f)
+	out, more, err := s.queryEvents(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -91,7 +91,7 @@ func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no events for trace " + f.TraceID, Parameter: "trace_id"})
 		return
 	}
-	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f)})
+	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f, more)})
 }
 
 const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM "
@@ -100,13 +100,20 @@ const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_
 // trace. Otherwise the page is found first, reading only key columns (from the attribute index
 // when the filter has attributes, from events if not), and then its rows are read from events by
 // their sorting key: ordering a range's rows costs far less without their attributes' JSON.
-func (s *Server) queryEvents(ctx context.Context, f Filter) ([]EventJSON, error) {
+// It reads one row past the page to tell whether more follow (more).
+func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more bool, _ error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
+	limit := f.Limit
+	f.Limit++
 	if f.TraceID != "" {
 		cond, args := where(f, "events")
 		tail, targs := orderLimit(f, "event_id")
-		return s.readEvents(ctx, eventColumns+s.cfg.ClickHouse.Database+".events_by_trace FINAL"+cond+tail, append(args, targs...))
+		out, err := s.readEvents(ctx, eventColumns+s.cfg.ClickHouse.Database+".events_by_trace FINAL"+cond+tail, append(args, targs...))
+		if len(out) > limit {
+			return out[:limit], true, err
+		}
+		return out, false, err
 	}
 	var refs []eventRef
 	var err error
@@ -119,9 +126,13 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) ([]EventJSON, error)
 			append(args, targs...))
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return s.eventsByKey(ctx, refs, f.Descending)
+	if len(refs) > limit {
+		refs, more = refs[:limit], true
+	}
+	out, err := s.eventsByKey(ctx, refs, f.Descending)
+	return out, more, err
 }
 
 func (s *Server) readEvents(ctx context.Context, sql string, args []any) ([]EventJSON, error) {
@@ -222,7 +233,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	f.scope = tenantOf(r)
 	cond, args := where(f, "metrics")
-	tail, targs := orderLimit(f, "metric_id")
+	plus := f
+	plus.Limit++ // one row past the page tells whether more follow
+	tail, targs := orderLimit(plus, "metric_id")
 	sql := "SELECT metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes, tenant, service, host FROM " +
 		s.cfg.ClickHouse.Database + ".metrics FINAL" + cond + tail
 	ctx, cancel := s.queryCtx(r.Context())
@@ -249,7 +262,11 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("read metrics: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, MetricsAnswer{Metrics: out, page: newPage(len(out), f)})
+	more := len(out) > f.Limit
+	if more {
+		out = out[:f.Limit]
+	}
+	writeJSON(w, http.StatusOK, MetricsAnswer{Metrics: out, page: newPage(len(out), f, more)})
 }
 
 // toEvent converts an answer's event back to a record, attributes with their types.

@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,10 +116,12 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	return nil
 }
 
-// errorBody is every error answer: the message, and the parameter at fault for a 400.
+// errorBody is every error answer: the message, the parameter at fault for a 400, and for a 500
+// the id under which the service logged the error (the body never carries SQL or data).
 type errorBody struct {
 	Error     string `json:"error"`
 	Parameter string `json:"parameter,omitempty"`
+	ErrorID   string `json:"error_id,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -128,15 +132,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var pe *ParamError
+	var oe *OverflowError
 	switch {
 	case errors.As(err, &pe):
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: pe.Error(), Parameter: pe.Param})
+	case errors.As(err, &oe):
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: oe.Error(), Parameter: "aggregates"})
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		writeJSON(w, http.StatusGatewayTimeout, errorBody{Error: fmt.Sprintf("query exceeded %v; narrow the time range or filters", s.cfg.Timeout)})
 	default:
-		s.log.Error("query failed", "path", r.URL.Path, "err", err)
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "query failed: " + err.Error()})
+		// The error's text may hold SQL and stored values: it goes to the log only, under an id the
+		// client can quote.
+		id := errorID()
+		s.log.Error("query failed", "error_id", id, "path", r.URL.Path, "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{
+			Error: "internal error; the query service logged it under error_id " + id, ErrorID: id})
 	}
+}
+
+// errorID is a random id for one logged error.
+func errorID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return hex.EncodeToString(b[:])
 }
 
 // isTimeout reports ClickHouse's TIMEOUT_EXCEEDED (code 159).
@@ -153,7 +171,8 @@ func (s *Server) queryCtx(ctx context.Context) (context.Context, context.CancelF
 	})), cancel
 }
 
-// page describes a list answer. NextOffset is set when the page was full, so more rows may follow.
+// page describes a list answer. NextOffset is set when more rows follow the page (the query read
+// one row past it), null on the last page.
 type page struct {
 	Count      int  `json:"count"`
 	Limit      int  `json:"limit"`
@@ -161,9 +180,9 @@ type page struct {
 	NextOffset *int `json:"next_offset"`
 }
 
-func newPage(n int, f Filter) page {
+func newPage(n int, f Filter, more bool) page {
 	p := page{Count: n, Limit: f.Limit, Offset: f.Offset}
-	if n == f.Limit {
+	if more {
 		next := f.Offset + f.Limit
 		p.NextOffset = &next
 	}
