@@ -26,8 +26,13 @@
 //	415 a Content-Type or Content-Encoding the gateway does not read.
 //	503 + Retry-After: the producer's buffer stayed full for GATEWAY_BUFFER_WAIT; nothing was
 //	    accepted, retry later.
-//	504 ?wait=ack and Kafka did not acknowledge within GATEWAY_FLUSH_TIMEOUT (the records were
-//	    accepted and will still be delivered).
+//	413 {"error", "index"}: a record whose encoding is over TRIBUTARY_MAX_RECORD_BYTES (Kafka would
+//	    never take it); the error names its size and the limit. Nothing was accepted.
+//	502 ?wait=ack and Kafka finally refused some of this request's records (for example
+//	    MESSAGE_TOO_LARGE from a topic's max.message.bytes); the error names how many and why.
+//	    Only this request's records count: another request's failure never shows here.
+//	504 ?wait=ack and Kafka did not acknowledge this request's records within
+//	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
 package gateway
 
 import (
@@ -36,6 +41,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -167,8 +173,14 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	for i := range req.metrics {
 		req.metrics[i].Tenant = tenant
 	}
+	waitAck := r.URL.Query().Get("wait") == "ack"
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.BufferWait)
-	n, err := g.p.RecordBatch(ctx, req.events, req.metrics)
+	var d *producer.Delivery
+	if waitAck {
+		d, err = g.p.RecordBatchDelivery(ctx, req.events, req.metrics)
+	} else {
+		_, err = g.p.RecordBatch(ctx, req.events, req.metrics)
+	}
 	cancel()
 	if err != nil {
 		var be *producer.BatchError
@@ -183,12 +195,16 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.records.Add(float64(req.size()))
-	accepted := req.size()
-	_ = n // records of sampled-out traces count as accepted, as with the SDK
-	if r.URL.Query().Get("wait") == "ack" {
+	accepted := req.size() // records of sampled-out traces count as accepted, as with the SDK
+	if waitAck {
 		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.FlushTimeout)
 		defer cancel()
-		if err := g.p.Flush(ctx); err != nil {
+		var de *producer.DeliveryError
+		switch err := d.Wait(ctx); {
+		case errors.As(err, &de):
+			g.reply(w, http.StatusBadGateway, answer{Accepted: &accepted, Error: "accepted, then refused by Kafka: " + err.Error()})
+			return
+		case err != nil:
 			g.reply(w, http.StatusGatewayTimeout, answer{Accepted: &accepted, Error: "accepted, not yet acknowledged by Kafka: " + err.Error()})
 			return
 		}
@@ -204,6 +220,9 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: "body over " + strconv.FormatInt(g.cfg.MaxBodyBytes, 10) + " bytes"})
 	case errors.Is(err, errTooMany):
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: err.Error()})
+	case errors.As(err, &re) && errors.Is(err, producer.ErrRecordTooLarge):
+		idx := re.Index
+		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: fmt.Sprintf("record %d: %v; the limit is the gateway's TRIBUTARY_MAX_RECORD_BYTES", idx, re.Err), Index: &idx})
 	case errors.Is(err, producer.ErrBufferFull):
 		w.Header().Set("Retry-After", "1")
 		g.reply(w, http.StatusServiceUnavailable, answer{Error: "ingest buffer full; nothing was accepted, retry later"})
