@@ -128,6 +128,13 @@ func TestErrorAnswers(t *testing.T) {
 	many := `[` + strings.TrimSuffix(strings.Repeat(`{"kind":"event","type":"t","name":"n"},`, 101), ",") + `]`
 	check("too many records", post(t, f.url, token, js, "", []byte(many)), 413, "", 0)
 	check("not json", post(t, f.url, token, js, "", []byte("hello")), 400, "", 0)
+	ndLine := `{"kind":"event","type":"t","name":"n"}` + "\n"
+	bigND := []byte(strings.Repeat(ndLine, (65<<10)/len(ndLine)))
+	check("ndjson too large", post(t, f.url, token, "application/x-ndjson", "", bigND), 413, "", 0)
+	check("gzip ndjson too large", post(t, f.url, token, "application/x-ndjson", "gzip", gz(bigND)), 413, "", 0)
+	check("trailing garbage", post(t, f.url, token, js, "", []byte(goodObject+" {}")), 400, "", 0)
+	check("number as a string", post(t, f.url, token, js, "", []byte(`[{"kind":"metric","name":"m","value":"12","aggregation_type":"gauge"}]`)), 400, "value", 0)
+	check("wrong-typed value", post(t, f.url, token, js, "", []byte(`[{"kind":"metric","name":"m","value":[1],"aggregation_type":"gauge"}]`)), 400, "value", 0)
 	check("unknown field", post(t, f.url, token, js, "", []byte(`[{"kind":"event","type":"t","name":"n"},{"kind":"event","type":"t","nmae":"n"}]`)), 400, "nmae", 1)
 	check("forged tenant", post(t, f.url, token, js, "", []byte(`[{"kind":"event","type":"t","name":"n","tenant":"globex"}]`)), 400, "tenant", 0)
 	check("empty name", post(t, f.url, token, js, "", []byte(`{"events":[{"type":"t","name":"ok"}],"metrics":[{"name":"","value":1,"aggregation_type":"gauge"}]}`)), 400, "name", 1)
