@@ -26,6 +26,9 @@
 //	415 a Content-Type or Content-Encoding the gateway does not read.
 //	503 + Retry-After: the producer's buffer stayed full for GATEWAY_BUFFER_WAIT; nothing was
 //	    accepted, retry later.
+//	503 + Retry-After: GATEWAY_MAX_CONCURRENT_REQUESTS requests are being served, or the bodies
+//	    in flight would exceed GATEWAY_MAX_INFLIGHT_BYTES; the message names the setting to raise.
+//	408 the body did not arrive within GATEWAY_BODY_TIMEOUT; the connection is closed.
 //	413 {"error", "index"}: a record whose encoding is over TRIBUTARY_MAX_RECORD_BYTES (Kafka would
 //	    never take it); the error names its size and the limit. Nothing was accepted.
 //	502 ?wait=ack and Kafka finally refused some of this request's records (for example
@@ -33,6 +36,15 @@
 //	    Only this request's records count: another request's failure never shows here.
 //	504 ?wait=ack and Kafka did not acknowledge this request's records within
 //	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
+//
+// Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
+// MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
+// its parsed records (about 3 times its size, see docs/operations.md), and accepted records then
+// wait in the producer's buffer (TRIBUTARY_MAX_BUFFERED_BYTES, 64 MiB).
+//
+// Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
+// _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
+// _inflight_bytes, plus the producer's (see producer.Client.Register).
 package gateway
 
 import (
@@ -46,8 +58,10 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,11 +78,14 @@ type Gateway struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	records  prometheus.Counter
+	overload *prometheus.CounterVec
+	limits   *limits
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
 // the caller can add p's franz-go metrics to it); nil makes a new one.
 func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Registry) (*Gateway, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,8 +100,18 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		records: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tributary_gateway_records_accepted_total", Help: "Records accepted by the gateway.",
 		}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
+		}, []string{"limit"}),
+		limits: newLimits(cfg),
 	}
-	g.reg.MustRegister(g.requests, g.records)
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
+	}, func() float64 { return float64(len(g.limits.slots)) })
+	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
+	}, func() float64 { return float64(g.limits.bytes.Load()) })
+	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -101,7 +128,10 @@ func (g *Gateway) Handler() http.Handler {
 
 // Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
 func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
-	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready)
+	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready, func(s *http.Server) {
+		s.ReadHeaderTimeout = g.cfg.ReadHeaderTimeout
+		s.IdleTimeout = 2 * time.Minute
+	})
 }
 
 type answer struct {
@@ -141,6 +171,17 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		g.reply(w, status, answer{Error: msg})
 		return
 	}
+	// The body must arrive within BodyTimeout (also when refused: the server discards the rest of
+	// it until then); the deadline is lifted once it is read, so that a ?wait=ack request is
+	// bounded by FlushTimeout alone.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
+	leave, err := g.limits.enter()
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	defer leave()
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ndjson := ct == "application/x-ndjson" || ct == "application/ndjson"
 	if !ndjson && ct != "application/json" && ct != "" {
@@ -162,11 +203,14 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Encoding " + enc + ": want gzip or none"})
 		return
 	}
-	req, err := parseBody(body, ndjson, g.cfg.MaxRecords)
+	counted := &countedBody{r: body, l: g.limits}
+	defer counted.release()
+	req, err := parseBody(counted, ndjson, g.cfg.MaxRecords)
 	if err != nil {
-		g.fail(w, err)
+		g.fail(w, err) // the deadline stays: the server discards the rest of a body only until then
 		return
 	}
+	_ = rc.SetReadDeadline(time.Time{})
 	for i := range req.events {
 		req.events[i].Tenant = tenant
 	}
@@ -215,6 +259,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) fail(w http.ResponseWriter, err error) {
 	var re *RecordError
 	var mbe *http.MaxBytesError
+	var ov *overload
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: "body over " + strconv.FormatInt(g.cfg.MaxBodyBytes, 10) + " bytes"})
@@ -223,6 +268,13 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &re) && errors.Is(err, producer.ErrRecordTooLarge):
 		idx := re.Index
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: fmt.Sprintf("record %d: %v; the limit is the gateway's TRIBUTARY_MAX_RECORD_BYTES", idx, re.Err), Index: &idx})
+	case errors.As(err, &ov):
+		g.overload.WithLabelValues(ov.limit).Inc()
+		w.Header().Set("Retry-After", "1")
+		g.reply(w, http.StatusServiceUnavailable, answer{Error: ov.msg})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		g.reply(w, http.StatusRequestTimeout, answer{Error: "body not received within " + g.cfg.BodyTimeout.String() + " (TRIBUTARY_GATEWAY_BODY_TIMEOUT)"})
 	case errors.Is(err, producer.ErrBufferFull):
 		w.Header().Set("Retry-After", "1")
 		g.reply(w, http.StatusServiceUnavailable, answer{Error: "ingest buffer full; nothing was accepted, retry later"})

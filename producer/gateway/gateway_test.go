@@ -27,6 +27,7 @@ const token, otherToken = "acme-token-123", "globex-token-456"
 
 type fixture struct {
 	url     string
+	h       http.Handler
 	p       *producer.Client
 	brokers []string
 	topics  []string
@@ -42,8 +43,9 @@ func newFixture(t testing.TB, brokers []string, mod func(*producer.Config, *gate
 		f.topics = testenv.Topics(t, brokers, 2, "events", "metrics")
 		pcfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "gw", EventsTopic: f.topics[0], MetricsTopic: f.topics[1], TopicPartitions: 2, TopicReplication: 1}
 	}
-	gcfg := gateway.Config{Listen: "127.0.0.1:0", Tokens: map[string]string{token: "acme", otherToken: "globex"},
-		MaxBodyBytes: 64 << 10, MaxRecords: 100, BufferWait: 100 * time.Millisecond, FlushTimeout: 10 * time.Second}
+	gcfg := gateway.DefaultConfig()
+	gcfg.Listen, gcfg.Tokens = "127.0.0.1:0", map[string]string{token: "acme", otherToken: "globex"}
+	gcfg.MaxBodyBytes, gcfg.MaxRecords, gcfg.BufferWait, gcfg.FlushTimeout = 64<<10, 100, 100*time.Millisecond, 10*time.Second
 	if mod != nil {
 		mod(&pcfg, &gcfg)
 	}
@@ -61,7 +63,8 @@ func newFixture(t testing.TB, brokers []string, mod func(*producer.Config, *gate
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(g.Handler())
+	f.h = g.Handler()
+	srv := httptest.NewServer(f.h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL + "/v1/ingest"
 	return f
