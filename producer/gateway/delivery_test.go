@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
+	"github.com/tributary/tributary/schemas"
 )
 
 // A record Kafka could never take is refused with 413 naming its index and the limit, and nothing
@@ -89,4 +91,52 @@ func smallTopic(t *testing.T, brokers []string) string {
 		cl.Close()
 	})
 	return name
+}
+
+// The same body without timestamps, sent twice (a retry), gives every record with an id the same
+// timestamp both times, read back from the real broker: a UUIDv7 id its own time, others the
+// first send's.
+func TestRetryWithoutTimestampsKeepsThem(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	f := newFixture(t, brokers, nil)
+	v7 := producer.NewID()
+	body := `{"events":[{"event_id":"` + v7 + `","type":"t","name":"a"},{"event_id":"host-7-seq-42","type":"t","name":"b"}],
+	 "metrics":[{"metric_id":"host-7-m-1","name":"m","value":1,"aggregation_type":"gauge"}]}`
+	for i := range 2 {
+		if r := post(t, f.url+"?wait=ack", token, "application/json", "", []byte(body)); r.status != 202 {
+			t.Fatalf("send %d: HTTP %d %v", i, r.status, r.body)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(f.topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	codec, _ := schemas.NewCodec()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	seen := map[string][]time.Time{}
+	for n := 0; n < 6 && ctx.Err() == nil; {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			n++
+			if r.Topic == f.topics[0] {
+				e, _ := codec.DecodeEvent(r.Value)
+				seen[e.EventID] = append(seen[e.EventID], e.Timestamp)
+			} else {
+				m, _ := codec.DecodeMetric(r.Value)
+				seen[m.MetricID] = append(seen[m.MetricID], m.Timestamp)
+			}
+		})
+	}
+	for _, id := range []string{v7, "host-7-seq-42", "host-7-m-1"} {
+		ts := seen[id]
+		if len(ts) != 2 || !ts[0].Equal(ts[1]) {
+			t.Errorf("%s: timestamps %v, want the same one twice", id, ts)
+		}
+	}
+	u := uuid.MustParse(v7)
+	sec, nsec := u.Time().UnixTime()
+	if got := seen[v7]; len(got) == 0 || !got[0].Equal(time.Unix(sec, nsec)) {
+		t.Errorf("UUIDv7 event: %v, want its id's time %v", got, time.Unix(sec, nsec))
+	}
 }

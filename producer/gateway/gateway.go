@@ -10,8 +10,15 @@
 //
 // A record has the fields of the Events and Metrics Reference (event_id, trace_id, span_id, type,
 // name, timestamp, attributes; metric_id, trace_id, name, value, unit, aggregation_type, timestamp,
-// attributes) plus service and host. Missing ids and timestamps are filled in. The tenant comes from
-// the token; a record that names one is refused.
+// attributes) plus service and host. Missing ids and timestamps are filled in. A record sent with an
+// id but no timestamp gets the same timestamp each time it is sent, so a retried request is stored
+// once: a UUIDv7 id's own time (when within a day of now), or else the time this gateway process
+// first saw the id, remembered for GATEWAY_TIMESTAMP_CACHE_TTL (10 minutes) among at most
+// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids. Beyond that horizon (a re-send after the TTL, after
+// the id was evicted, to another gateway process or after a restart) the re-send gets a new
+// timestamp and is stored twice; send timestamps, or UUIDv7 ids, to be safe everywhere. A record
+// without an id gets a new id each time. The tenant comes from the token; a record that names one
+// is refused.
 //
 // A request is all or nothing: every record is validated first, then buffer room is taken for all
 // of them. Answers:
@@ -44,7 +51,8 @@
 //
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
-// _inflight_bytes, plus the producer's (see producer.Client.Register).
+// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total, plus the
+// producer's (see producer.Client.Register).
 package gateway
 
 import (
@@ -80,6 +88,7 @@ type Gateway struct {
 	records  prometheus.Counter
 	overload *prometheus.CounterVec
 	limits   *limits
+	stamps   *stamps
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
@@ -104,6 +113,7 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
 		}, []string{"limit"}),
 		limits: newLimits(cfg),
+		stamps: newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
 	}
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
@@ -111,7 +121,7 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
 	}, func() float64 { return float64(g.limits.bytes.Load()) })
-	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes)
+	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes, g.stamps.filled, g.stamps.evictions)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -212,10 +222,18 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = rc.SetReadDeadline(time.Time{})
 	for i := range req.events {
-		req.events[i].Tenant = tenant
+		e := &req.events[i]
+		e.Tenant = tenant
+		if e.Timestamp.IsZero() && e.EventID != "" {
+			e.Timestamp = g.stamps.timestamp(tenant, "event", e.EventID)
+		}
 	}
 	for i := range req.metrics {
-		req.metrics[i].Tenant = tenant
+		m := &req.metrics[i]
+		m.Tenant = tenant
+		if m.Timestamp.IsZero() && m.MetricID != "" {
+			m.Timestamp = g.stamps.timestamp(tenant, "metric", m.MetricID)
+		}
 	}
 	waitAck := r.URL.Query().Get("wait") == "ack"
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.BufferWait)
