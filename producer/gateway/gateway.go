@@ -46,8 +46,9 @@
 //
 // Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
 // MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
-// its parsed records (about 3 times its size, see docs/operations.md), and accepted records then
-// wait in the producer's buffer (TRIBUTARY_MAX_BUFFERED_BYTES, 64 MiB).
+// its parsed records (a few times its size), and accepted records then wait in the producer's
+// buffer (TRIBUTARY_MAX_BUFFERED_BYTES, 64 MiB). docs/operations.md states the bound (~500 MiB RSS
+// measured with the defaults under 64 concurrent 7.7 MB bodies).
 //
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
@@ -192,11 +193,33 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer leave()
+	req, release, err := g.readRequest(w, r)
+	defer release()
+	if err != nil {
+		g.fail(w, err) // the deadline stays: the server discards the rest of a body only until then
+		return
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	g.stamp(req, tenant)
+	g.publish(w, r, req)
+}
+
+// httpError is an answer decided before any record was looked at.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// readRequest reads and parses the body within its limits. release returns the body's bytes to
+// the in-flight budget; call it (also on error) once the request is done with.
+func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (req *request, release func(), err error) {
+	release = func() {}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ndjson := ct == "application/x-ndjson" || ct == "application/ndjson"
 	if !ndjson && ct != "application/json" && ct != "" {
-		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Type " + ct + ": want application/json or application/x-ndjson"})
-		return
+		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Type " + ct + ": want application/json or application/x-ndjson"}
 	}
 	body := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -204,23 +227,21 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			g.reply(w, http.StatusBadRequest, answer{Error: "gzip body: " + err.Error()})
-			return
+			return nil, release, &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
 		}
 		defer zr.Close()
 		body = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
 	default:
-		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Encoding " + enc + ": want gzip or none"})
-		return
+		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Encoding " + enc + ": want gzip or none"}
 	}
 	counted := &countedBody{r: body, l: g.limits}
-	defer counted.release()
-	req, err := parseBody(counted, ndjson, g.cfg.MaxRecords)
-	if err != nil {
-		g.fail(w, err) // the deadline stays: the server discards the rest of a body only until then
-		return
-	}
-	_ = rc.SetReadDeadline(time.Time{})
+	req, err = parseBody(counted, ndjson, g.cfg.MaxRecords)
+	return req, counted.release, err
+}
+
+// stamp sets the token's tenant on every record, and the timestamp of a record sent with an id
+// and without one (see stamps).
+func (g *Gateway) stamp(req *request, tenant string) {
 	for i := range req.events {
 		e := &req.events[i]
 		e.Tenant = tenant
@@ -235,9 +256,14 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 			m.Timestamp = g.stamps.timestamp(tenant, "metric", m.MetricID)
 		}
 	}
+}
+
+// publish hands the records to the producer and answers; with ?wait=ack, once Kafka answered them.
+func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, req *request) {
 	waitAck := r.URL.Query().Get("wait") == "ack"
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.BufferWait)
 	var d *producer.Delivery
+	var err error
 	if waitAck {
 		d, err = g.p.RecordBatchDelivery(ctx, req.events, req.metrics)
 	} else {
@@ -278,7 +304,10 @@ func (g *Gateway) fail(w http.ResponseWriter, err error) {
 	var re *RecordError
 	var mbe *http.MaxBytesError
 	var ov *overload
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		g.reply(w, he.status, answer{Error: he.msg})
 	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: "body over " + strconv.FormatInt(g.cfg.MaxBodyBytes, 10) + " bytes"})
 	case errors.Is(err, errTooMany):
