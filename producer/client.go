@@ -26,7 +26,16 @@ var (
 	ErrBufferFull = errors.New("producer: buffer full")
 	// ErrAttributeLimit reports attributes over the configured limits; the message names the key.
 	ErrAttributeLimit = errors.New("attribute limit exceeded")
+	// ErrRecordTooLarge reports a record whose size in a produce batch (key + value +
+	// RecordOverhead) is over MaxRecordBytes: Kafka would never take it. The message names the
+	// size and the limit. Nothing of the call was accepted.
+	ErrRecordTooLarge = errors.New("record too large")
 )
+
+// RecordOverhead is what a record adds to its key and value in a produce batch of its own, at most:
+// the batch header (61 bytes, plus 1 for a flexible request's length) and the record's varint
+// fields. A record of MaxRecordBytes (key + value + RecordOverhead) fits a batch of BatchMaxBytes.
+const RecordOverhead = 62 + 19
 
 // Event and Metric are the records a Client sends; see the schemas package. Fields the caller leaves
 // empty are filled in: EventID/MetricID (a UUIDv7), Timestamp (now), TraceID and SpanID (from the
@@ -40,13 +49,13 @@ type (
 type Stats struct {
 	Accepted          uint64 // records validated and handed to the Kafka client
 	Sent              uint64 // records acknowledged by Kafka
-	Failed            uint64 // records Kafka finally refused (reported by Flush)
+	Failed            uint64 // records Kafka finally refused (reported by Flush or their Delivery)
 	Disabled          uint64 // records discarded because their kind is switched off
 	Sampled           uint64 // records discarded because their trace was sampled out
 	DroppedBufferFull uint64 // records discarded by the drop policy on a full buffer
-	Invalid           uint64 // records refused with a validation error
+	Invalid           uint64 // records refused with a validation error or as too large
 	Buffered          int64  // records accepted and not yet acknowledged
-	BufferedBytes     int64  // their encoded bytes
+	BufferedBytes     int64  // their encoded keys and values, in bytes
 }
 
 // Client records events and metrics and sends them to Kafka asynchronously, batched per partition,
@@ -67,10 +76,9 @@ type Client struct {
 	slots   *slots // records accepted and not yet answered by Kafka
 
 	accepted, sent, failed, disabled, sampled, dropped, invalid atomic.Uint64
-	bufferedBytes                                               atomic.Int64
 
 	mu       sync.Mutex
-	firstErr error // first delivery failure since the last Flush
+	firstErr error // first delivery failure of an untracked record since the last Flush
 	failures uint64
 }
 
@@ -109,7 +117,7 @@ func New(cfg Config, extra ...kgo.Opt) (*Client, error) {
 	}
 	return &Client{
 		cfg: cfg, kc: kc, codec: codec, keep: keep,
-		slots: newSlots(cfg.MaxBufferedRecords), done: make(chan struct{}),
+		slots: newSlots(cfg.MaxBufferedRecords, cfg.MaxBufferedBytes), done: make(chan struct{}),
 		src: schemas.Source{Tenant: cfg.Tenant, Service: cfg.Service, Host: host},
 	}, nil
 }
@@ -138,7 +146,7 @@ func (c *Client) Sampled(traceID string) bool {
 
 // RecordEvent validates e, fills in what is missing and queues it for Kafka. It returns an error
 // naming the field for a bad event (empty type or name, attributes that cannot be carried or are
-// over the limits), and ErrClosed after Close. A full buffer follows the BufferFullPolicy. A
+// over the limits), ErrRecordTooLarge for an event over MaxRecordBytes, and ErrClosed after Close. A full buffer follows the BufferFullPolicy. A
 // switched-off kind or a sampled-out trace returns nil and is counted. The caller's Attributes map
 // is not modified or retained.
 func (c *Client) RecordEvent(ctx context.Context, e Event) error {
@@ -146,7 +154,7 @@ func (c *Client) RecordEvent(ctx context.Context, e Event) error {
 	if r == nil {
 		return err
 	}
-	return c.produce(ctx, r)
+	return c.produce(ctx, nil, r)
 }
 
 // RecordMetric validates m, fills in what is missing and queues it for Kafka. It returns an error
@@ -158,7 +166,7 @@ func (c *Client) RecordMetric(ctx context.Context, m Metric) error {
 	if r == nil {
 		return err
 	}
-	return c.produce(ctx, r)
+	return c.produce(ctx, nil, r)
 }
 
 // BatchError is RecordBatch's error for a bad record: which one and why. Nothing of the batch was
@@ -172,16 +180,46 @@ type BatchError struct {
 func (e *BatchError) Error() string { return fmt.Sprintf("%s %d: %v", e.Kind, e.Index, e.Err) }
 func (e *BatchError) Unwrap() error { return e.Err }
 
-// RecordBatch records events and metrics all or nothing: every record is validated first (a bad one
-// fails the call with a *BatchError and nothing is accepted), then buffer room is taken for all of
-// them at once (the block policy waits for it; the drop policy drops the whole batch and returns
-// ErrBufferFull, so a caller such as the HTTP gateway can answer "retry later").
+// RecordBatch records events and metrics all or nothing: every record is validated first (a bad or
+// too large one fails the call with a *BatchError and nothing is accepted), then buffer room is
+// taken for all of them at once (the block policy waits for it; the drop policy drops the whole
+// batch and returns ErrBufferFull, so a caller such as the HTTP gateway can answer "retry later").
+// A delivery failure of its records is reported by Flush; RecordBatchDelivery reports it to the
+// caller instead.
 func (c *Client) RecordBatch(ctx context.Context, events []Event, metrics []Metric) (accepted int, err error) {
+	recs, err := c.prepareBatch(ctx, events, metrics)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	if err := c.produce(ctx, nil, recs...); err != nil {
+		return 0, err
+	}
+	return len(recs), nil
+}
+
+// RecordBatchDelivery is RecordBatch that returns the Delivery of the records it accepted: its
+// Wait reports Kafka's answer for these records only. Their failures are not reported by Flush.
+func (c *Client) RecordBatchDelivery(ctx context.Context, events []Event, metrics []Metric) (*Delivery, error) {
+	recs, err := c.prepareBatch(ctx, events, metrics)
+	if err != nil {
+		return nil, err
+	}
+	d := newDelivery(len(recs))
+	if len(recs) == 0 {
+		return d, nil
+	}
+	if err := c.produce(ctx, d, recs...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (c *Client) prepareBatch(ctx context.Context, events []Event, metrics []Metric) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(events)+len(metrics))
 	for i := range events {
 		r, err := c.prepareEvent(ctx, &events[i])
 		if err != nil {
-			return 0, &BatchError{Kind: "event", Index: i, Err: err}
+			return nil, &BatchError{Kind: "event", Index: i, Err: err}
 		}
 		if r != nil {
 			recs = append(recs, r)
@@ -190,20 +228,26 @@ func (c *Client) RecordBatch(ctx context.Context, events []Event, metrics []Metr
 	for i := range metrics {
 		r, err := c.prepareMetric(ctx, &metrics[i])
 		if err != nil {
-			return 0, &BatchError{Kind: "metric", Index: i, Err: err}
+			return nil, &BatchError{Kind: "metric", Index: i, Err: err}
 		}
 		if r != nil {
 			recs = append(recs, r)
 		}
 	}
-	if len(recs) == 0 {
-		return 0, nil
-	}
-	if err := c.produce(ctx, recs...); err != nil {
-		return 0, err
-	}
-	return len(recs), nil
+	return recs, nil
 }
+
+// checkSize refuses a record Kafka would never take.
+func (c *Client) checkSize(kind string, r *kgo.Record) error {
+	if n := recordSize(r); n > int64(c.cfg.MaxRecordBytes) {
+		c.invalid.Add(1)
+		return fmt.Errorf("record %s: %w: %d bytes encoded (key, value and %d of overhead), at most %d (MaxRecordBytes)",
+			kind, ErrRecordTooLarge, n, RecordOverhead, c.cfg.MaxRecordBytes)
+	}
+	return nil
+}
+
+func recordSize(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value) + RecordOverhead) }
 
 // prepareEvent returns e's Kafka record, or nil with a nil error when e is discarded on purpose
 // (switched off, sampled out).
@@ -246,7 +290,11 @@ func (c *Client) prepareEvent(ctx context.Context, e *Event) (*kgo.Record, error
 	if e.TraceID != "" {
 		key = []byte(e.TraceID) // a trace stays on one partition, in order
 	}
-	return &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value}, nil
+	r := &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value}
+	if err := c.checkSize("event", r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, error) {
@@ -279,7 +327,11 @@ func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, err
 		c.invalid.Add(1)
 		return nil, fmt.Errorf("record metric: %w", err)
 	}
-	return &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value}, nil
+	r := &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value}
+	if err := c.checkSize("metric", r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // checkAttributes normalises attrs and checks the limits. The result may be attrs itself; the
@@ -357,102 +409,6 @@ func NewID() string {
 	return id.String()
 }
 
-// produce takes buffer room for every record, then hands them to the Kafka client. Room is released
-// when Kafka answers, so the buffer never holds more than MaxBufferedRecords.
-func (c *Client) produce(ctx context.Context, recs ...*kgo.Record) error {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closed {
-		return ErrClosed
-	}
-	if err := c.reserve(ctx, len(recs)); err != nil {
-		return err
-	}
-	for _, r := range recs {
-		c.accepted.Add(1)
-		c.bufferedBytes.Add(int64(len(r.Value)))
-		c.kc.Produce(context.Background(), r, c.delivered)
-	}
-	return nil
-}
-
-// reserve takes n slots, all or none, following the BufferFullPolicy.
-func (c *Client) reserve(ctx context.Context, n int) error {
-	if n > c.cfg.MaxBufferedRecords {
-		return fmt.Errorf("record: %w: %d records in one call, the buffer holds %d", ErrBufferFull, n, c.cfg.MaxBufferedRecords)
-	}
-	if c.slots.tryTake(int64(n)) {
-		return nil
-	}
-	if c.cfg.BufferFullPolicy == "drop" {
-		c.dropped.Add(uint64(n))
-		return fmt.Errorf("record: %w (%d records waiting for Kafka); dropped", ErrBufferFull, c.cfg.MaxBufferedRecords)
-	}
-	var timeout <-chan time.Time
-	if c.cfg.BufferFullTimeout > 0 {
-		t := time.NewTimer(c.cfg.BufferFullTimeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	for {
-		freed, done := c.slots.wait()
-		if c.slots.tryTake(int64(n)) { // room returned between the first try and wait
-			done()
-			return nil
-		}
-		select {
-		case <-freed:
-			done()
-			if c.slots.tryTake(int64(n)) {
-				return nil
-			}
-			continue
-		case <-c.done:
-			done()
-			return ErrClosed
-		case <-ctx.Done():
-			done()
-			return fmt.Errorf("record: %w (%d records waiting for Kafka): %w", ErrBufferFull, c.cfg.MaxBufferedRecords, ctx.Err())
-		case <-timeout:
-			done()
-			return fmt.Errorf("record: %w (%d records waiting for Kafka) for %v", ErrBufferFull, c.cfg.MaxBufferedRecords, c.cfg.BufferFullTimeout)
-		}
-	}
-}
-
-// delivered is the promise of every record: Kafka's final answer.
-func (c *Client) delivered(r *kgo.Record, err error) {
-	c.bufferedBytes.Add(-int64(len(r.Value)))
-	c.slots.give(1)
-	if err == nil {
-		c.sent.Add(1)
-		return
-	}
-	c.failed.Add(1)
-	c.mu.Lock()
-	c.failures++
-	if c.firstErr == nil {
-		c.firstErr = err
-	}
-	c.mu.Unlock()
-}
-
-// Flush blocks until Kafka has acknowledged every record accepted before the call, or ctx ends. It
-// returns an error if any record accepted since the previous Flush was finally refused by Kafka.
-func (c *Client) Flush(ctx context.Context) error {
-	if err := c.kc.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	c.mu.Lock()
-	n, err := c.failures, c.firstErr
-	c.failures, c.firstErr = 0, nil
-	c.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("flush: %d records were not delivered, first: %w", n, err)
-	}
-	return nil
-}
-
 // Close refuses new records (ErrClosed), flushes what was accepted until ctx ends, and closes the
 // Kafka client. It is idempotent; only the first call flushes and reports.
 func (c *Client) Close(ctx context.Context) error {
@@ -476,6 +432,6 @@ func (c *Client) Stats() Stats {
 	return Stats{
 		Accepted: c.accepted.Load(), Sent: c.sent.Load(), Failed: c.failed.Load(), Disabled: c.disabled.Load(),
 		Sampled: c.sampled.Load(), DroppedBufferFull: c.dropped.Load(), Invalid: c.invalid.Load(),
-		Buffered: c.slots.len(), BufferedBytes: c.bufferedBytes.Load(),
+		Buffered: c.slots.len(), BufferedBytes: c.slots.byteLen(),
 	}
 }

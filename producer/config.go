@@ -23,9 +23,12 @@ type Config struct {
 	EnableEvents  bool `envconfig:"ENABLE_EVENTS" default:"true"`
 	EnableMetrics bool `envconfig:"ENABLE_METRICS" default:"true"`
 
-	// MaxBufferedRecords bounds the records accepted but not yet acknowledged by Kafka. What happens
-	// when it is reached is the BufferFullPolicy.
-	MaxBufferedRecords int `envconfig:"MAX_BUFFERED_RECORDS" default:"100000"`
+	// MaxBufferedRecords bounds the records accepted but not yet acknowledged by Kafka, and
+	// MaxBufferedBytes their encoded keys and values (default 64 MiB). What happens when either is
+	// reached is the BufferFullPolicy; one call that needs more than the whole buffer is refused
+	// with ErrBufferFull at once, under either policy.
+	MaxBufferedRecords int   `envconfig:"MAX_BUFFERED_RECORDS" default:"100000"`
+	MaxBufferedBytes   int64 `envconfig:"MAX_BUFFERED_BYTES" default:"67108864"`
 	// BufferFullPolicy is "block" (wait up to BufferFullTimeout or the call's context, then
 	// ErrBufferFull) or "drop" (discard the record at once and count it in Stats.DroppedBufferFull).
 	BufferFullPolicy  string        `envconfig:"BUFFER_FULL_POLICY" default:"block"`
@@ -44,6 +47,10 @@ type Config struct {
 	Linger time.Duration `envconfig:"LINGER" default:"5ms"`
 	// BatchMaxBytes bounds one produce batch.
 	BatchMaxBytes int32 `envconfig:"BATCH_MAX_BYTES" default:"1000000"`
+	// MaxRecordBytes bounds one record's size in a produce batch of its own: key + value +
+	// RecordOverhead bytes. It must not exceed BatchMaxBytes (a record that does not fit in a batch
+	// is never delivered); a bigger record is refused at the call with ErrRecordTooLarge.
+	MaxRecordBytes int32 `envconfig:"MAX_RECORD_BYTES" default:"1000000"`
 	// Compression is none, gzip, snappy, lz4 or zstd.
 	Compression string `envconfig:"COMPRESSION" default:"zstd"`
 }
@@ -54,9 +61,9 @@ func DefaultConfig() Config {
 		Kafka: kafka.Config{Brokers: []string{"127.0.0.1:19092"}, ClientID: "tributary", EventsTopic: "tributary.events.v1",
 			MetricsTopic: "tributary.metrics.v1", TopicPartitions: 8, TopicReplication: 1},
 		Service: "unknown", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 100000, BufferFullPolicy: "block", BufferFullTimeout: 5 * time.Second, SampleRate: 1,
+		MaxBufferedRecords: 100000, MaxBufferedBytes: 64 << 20, BufferFullPolicy: "block", BufferFullTimeout: 5 * time.Second, SampleRate: 1,
 		MaxAttributes: 128, MaxAttributeKeyBytes: 256, MaxAttributeValueBytes: 16384,
-		Linger: 5 * time.Millisecond, BatchMaxBytes: 1000000, Compression: "zstd",
+		Linger: 5 * time.Millisecond, BatchMaxBytes: 1000000, MaxRecordBytes: 1000000, Compression: "zstd",
 	}
 }
 
@@ -68,6 +75,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBufferedRecords < 1:
 		return fmt.Errorf("producer max buffered records %d: must be at least 1", c.MaxBufferedRecords)
+	case c.MaxBufferedBytes < 1024:
+		return fmt.Errorf("producer max buffered bytes %d: must be at least 1024", c.MaxBufferedBytes)
 	case c.BufferFullPolicy != "block" && c.BufferFullPolicy != "drop":
 		return fmt.Errorf("producer buffer full policy %q: want block or drop", c.BufferFullPolicy)
 	case c.BufferFullTimeout < 0:
@@ -81,6 +90,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("producer linger %v: must not be negative", c.Linger)
 	case c.BatchMaxBytes < 1024:
 		return fmt.Errorf("producer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
+	case c.MaxRecordBytes < RecordOverhead+1 || c.MaxRecordBytes > c.BatchMaxBytes:
+		return fmt.Errorf("producer max record bytes %d: must be more than %d and at most the batch max bytes (%d), or such a record is never delivered",
+			c.MaxRecordBytes, RecordOverhead, c.BatchMaxBytes)
 	}
 	if _, err := compression(c.Compression); err != nil {
 		return err

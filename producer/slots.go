@@ -5,30 +5,44 @@ import (
 	"sync/atomic"
 )
 
-// slots counts records accepted and not yet answered by Kafka, at most max. Taking and returning
-// room is an atomic add on the fast path; callers that find it full wait for a "freed" signal.
+// slots counts records accepted and not yet answered by Kafka, and their bytes: at most maxRecords
+// and maxBytes. Taking and returning room is an atomic add on the fast path; callers that find it
+// full wait for a "freed" signal.
 type slots struct {
-	used    atomic.Int64
-	max     int64
-	waiters atomic.Int32
+	records, bytes       atomic.Int64
+	maxRecords, maxBytes int64
+	waiters              atomic.Int32
 
 	mu    sync.Mutex
 	freed chan struct{} // closed (and replaced) whenever room is returned while someone waits
 }
 
-func newSlots(max int) *slots { return &slots{max: int64(max), freed: make(chan struct{})} }
+func newSlots(maxRecords int, maxBytes int64) *slots {
+	return &slots{maxRecords: int64(maxRecords), maxBytes: maxBytes, freed: make(chan struct{})}
+}
 
-// tryTake takes n slots if they are free.
-func (s *slots) tryTake(n int64) bool {
+func take(used *atomic.Int64, max, n int64) bool {
 	for {
-		cur := s.used.Load()
-		if cur+n > s.max {
+		cur := used.Load()
+		if cur+n > max {
 			return false
 		}
-		if s.used.CompareAndSwap(cur, cur+n) {
+		if used.CompareAndSwap(cur, cur+n) {
 			return true
 		}
 	}
+}
+
+// tryTake takes n records and b bytes if both are free, else nothing.
+func (s *slots) tryTake(n, b int64) bool {
+	if !take(&s.records, s.maxRecords, n) {
+		return false
+	}
+	if !take(&s.bytes, s.maxBytes, b) {
+		s.give(n, 0) // wakes anyone who found the records taken meanwhile
+		return false
+	}
+	return true
 }
 
 // wait returns a channel closed when room is next returned. Call done() when no longer waiting.
@@ -40,9 +54,10 @@ func (s *slots) wait() (ch <-chan struct{}, done func()) {
 	return ch, func() { s.waiters.Add(-1) }
 }
 
-// give returns n slots and wakes waiters.
-func (s *slots) give(n int64) {
-	s.used.Add(-n)
+// give returns n records and b bytes and wakes waiters.
+func (s *slots) give(n, b int64) {
+	s.records.Add(-n)
+	s.bytes.Add(-b)
 	if s.waiters.Load() > 0 {
 		s.mu.Lock()
 		close(s.freed)
@@ -51,4 +66,5 @@ func (s *slots) give(n int64) {
 	}
 }
 
-func (s *slots) len() int64 { return s.used.Load() }
+func (s *slots) len() int64     { return s.records.Load() }
+func (s *slots) byteLen() int64 { return s.bytes.Load() }

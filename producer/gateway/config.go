@@ -22,6 +22,54 @@ type Config struct {
 	// FlushTimeout bounds a request with ?wait=ack, which answers only once Kafka acknowledged its
 	// records.
 	FlushTimeout time.Duration `envconfig:"GATEWAY_FLUSH_TIMEOUT" default:"10s"`
+	// MaxConcurrentRequests bounds the ingest requests served at once, and MaxInflightBytes the
+	// (decompressed) body bytes they hold together; past either the gateway answers 503 with
+	// Retry-After at once. MaxInflightBytes must be at least MaxBodyBytes. For these four settings,
+	// zero in a Config given to New means the default.
+	MaxConcurrentRequests int   `envconfig:"GATEWAY_MAX_CONCURRENT_REQUESTS" default:"16"`
+	MaxInflightBytes      int64 `envconfig:"GATEWAY_MAX_INFLIGHT_BYTES" default:"67108864"`
+	// ReadHeaderTimeout bounds reading a request's headers; BodyTimeout reading its body (408 past
+	// it, and the connection is closed).
+	ReadHeaderTimeout time.Duration `envconfig:"GATEWAY_READ_HEADER_TIMEOUT" default:"10s"`
+	BodyTimeout       time.Duration `envconfig:"GATEWAY_BODY_TIMEOUT" default:"30s"`
+	// A record with an id and no timestamp gets the same timestamp each time it is sent, so a
+	// retry is stored once: a UUIDv7 id's own time, or else the time the id was first seen,
+	// remembered for TimestampCacheTTL in a cache of at most TimestampCacheEntries ids (about 200
+	// bytes each). Zero means the default.
+	TimestampCacheTTL     time.Duration `envconfig:"GATEWAY_TIMESTAMP_CACHE_TTL" default:"10m"`
+	TimestampCacheEntries int           `envconfig:"GATEWAY_TIMESTAMP_CACHE_ENTRIES" default:"100000"`
+}
+
+// DefaultConfig returns the defaults of every setting, as envconfig would give them, with no tokens.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8090", MaxBodyBytes: 8 << 20, MaxRecords: 10000, BufferWait: time.Second,
+		FlushTimeout: 10 * time.Second, MaxConcurrentRequests: 16, MaxInflightBytes: 64 << 20,
+		ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second,
+		TimestampCacheTTL: 10 * time.Minute, TimestampCacheEntries: 100000}
+}
+
+// withDefaults fills the settings that zero means the default for.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = d.MaxConcurrentRequests
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = max(d.MaxInflightBytes, c.MaxBodyBytes)
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
+	if c.TimestampCacheTTL == 0 {
+		c.TimestampCacheTTL = d.TimestampCacheTTL
+	}
+	if c.TimestampCacheEntries == 0 {
+		c.TimestampCacheEntries = d.TimestampCacheEntries
+	}
+	return c
 }
 
 // Validate reports the first bad setting, naming it.
@@ -37,6 +85,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway max records %d: must be at least 1", c.MaxRecords)
 	case c.BufferWait < 0 || c.FlushTimeout <= 0:
 		return fmt.Errorf("gateway buffer wait %v / flush timeout %v: must not be negative / must be positive", c.BufferWait, c.FlushTimeout)
+	case c.MaxConcurrentRequests < 1:
+		return fmt.Errorf("gateway max concurrent requests %d: must be at least 1", c.MaxConcurrentRequests)
+	case c.MaxInflightBytes < c.MaxBodyBytes:
+		return fmt.Errorf("gateway max inflight bytes %d: must be at least the max body bytes (%d), or a large request never passes", c.MaxInflightBytes, c.MaxBodyBytes)
+	case c.TimestampCacheTTL < 0 || c.TimestampCacheEntries < 1:
+		return fmt.Errorf("gateway timestamp cache ttl %v / entries %d: must be positive", c.TimestampCacheTTL, c.TimestampCacheEntries)
+	case c.ReadHeaderTimeout <= 0 || c.BodyTimeout <= 0:
+		return fmt.Errorf("gateway read header timeout %v / body timeout %v: must be positive", c.ReadHeaderTimeout, c.BodyTimeout)
 	}
 	for tok, tenant := range c.Tokens {
 		if len(tok) < 8 || tenant == "" {

@@ -10,8 +10,15 @@
 //
 // A record has the fields of the Events and Metrics Reference (event_id, trace_id, span_id, type,
 // name, timestamp, attributes; metric_id, trace_id, name, value, unit, aggregation_type, timestamp,
-// attributes) plus service and host. Missing ids and timestamps are filled in. The tenant comes from
-// the token; a record that names one is refused.
+// attributes) plus service and host. Missing ids and timestamps are filled in. A record sent with an
+// id but no timestamp gets the same timestamp each time it is sent, so a retried request is stored
+// once: a UUIDv7 id's own time (when within a day of now), or else the time this gateway process
+// first saw the id, remembered for GATEWAY_TIMESTAMP_CACHE_TTL (10 minutes) among at most
+// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids. Beyond that horizon (a re-send after the TTL, after
+// the id was evicted, to another gateway process or after a restart) the re-send gets a new
+// timestamp and is stored twice; send timestamps, or UUIDv7 ids, to be safe everywhere. A record
+// without an id gets a new id each time. The tenant comes from the token; a record that names one
+// is refused.
 //
 // A request is all or nothing: every record is validated first, then buffer room is taken for all
 // of them. Answers:
@@ -26,8 +33,27 @@
 //	415 a Content-Type or Content-Encoding the gateway does not read.
 //	503 + Retry-After: the producer's buffer stayed full for GATEWAY_BUFFER_WAIT; nothing was
 //	    accepted, retry later.
-//	504 ?wait=ack and Kafka did not acknowledge within GATEWAY_FLUSH_TIMEOUT (the records were
-//	    accepted and will still be delivered).
+//	503 + Retry-After: GATEWAY_MAX_CONCURRENT_REQUESTS requests are being served, or the bodies
+//	    in flight would exceed GATEWAY_MAX_INFLIGHT_BYTES; the message names the setting to raise.
+//	408 the body did not arrive within GATEWAY_BODY_TIMEOUT; the connection is closed.
+//	413 {"error", "index"}: a record whose encoding is over TRIBUTARY_MAX_RECORD_BYTES (Kafka would
+//	    never take it); the error names its size and the limit. Nothing was accepted.
+//	502 ?wait=ack and Kafka finally refused some of this request's records (for example
+//	    MESSAGE_TOO_LARGE from a topic's max.message.bytes); the error names how many and why.
+//	    Only this request's records count: another request's failure never shows here.
+//	504 ?wait=ack and Kafka did not acknowledge this request's records within
+//	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
+//
+// Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
+// MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
+// its parsed records (a few times its size), and accepted records then wait in the producer's
+// buffer (TRIBUTARY_MAX_BUFFERED_BYTES, 64 MiB). docs/operations.md states the bound (~500 MiB RSS
+// measured with the defaults under 64 concurrent 7.7 MB bodies).
+//
+// Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
+// _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
+// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total, plus the
+// producer's (see producer.Client.Register).
 package gateway
 
 import (
@@ -36,12 +62,15 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,11 +87,15 @@ type Gateway struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	records  prometheus.Counter
+	overload *prometheus.CounterVec
+	limits   *limits
+	stamps   *stamps
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
 // the caller can add p's franz-go metrics to it); nil makes a new one.
 func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Registry) (*Gateway, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -77,8 +110,19 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		records: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tributary_gateway_records_accepted_total", Help: "Records accepted by the gateway.",
 		}),
+		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
+		}, []string{"limit"}),
+		limits: newLimits(cfg),
+		stamps: newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
 	}
-	g.reg.MustRegister(g.requests, g.records)
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
+	}, func() float64 { return float64(len(g.limits.slots)) })
+	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
+	}, func() float64 { return float64(g.limits.bytes.Load()) })
+	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes, g.stamps.filled, g.stamps.evictions)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -95,7 +139,10 @@ func (g *Gateway) Handler() http.Handler {
 
 // Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
 func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
-	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready)
+	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready, func(s *http.Server) {
+		s.ReadHeaderTimeout = g.cfg.ReadHeaderTimeout
+		s.IdleTimeout = 2 * time.Minute
+	})
 }
 
 type answer struct {
@@ -135,11 +182,44 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		g.reply(w, status, answer{Error: msg})
 		return
 	}
+	// The body must arrive within BodyTimeout (also when refused: the server discards the rest of
+	// it until then); the deadline is lifted once it is read, so that a ?wait=ack request is
+	// bounded by FlushTimeout alone.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout))
+	leave, err := g.limits.enter()
+	if err != nil {
+		g.fail(w, err)
+		return
+	}
+	defer leave()
+	req, release, err := g.readRequest(w, r)
+	defer release()
+	if err != nil {
+		g.fail(w, err) // the deadline stays: the server discards the rest of a body only until then
+		return
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	g.stamp(req, tenant)
+	g.publish(w, r, req)
+}
+
+// httpError is an answer decided before any record was looked at.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// readRequest reads and parses the body within its limits. release returns the body's bytes to
+// the in-flight budget; call it (also on error) once the request is done with.
+func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (req *request, release func(), err error) {
+	release = func() {}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ndjson := ct == "application/x-ndjson" || ct == "application/ndjson"
 	if !ndjson && ct != "application/json" && ct != "" {
-		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Type " + ct + ": want application/json or application/x-ndjson"})
-		return
+		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Type " + ct + ": want application/json or application/x-ndjson"}
 	}
 	body := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -147,28 +227,48 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			g.reply(w, http.StatusBadRequest, answer{Error: "gzip body: " + err.Error()})
-			return
+			return nil, release, &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
 		}
 		defer zr.Close()
 		body = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
 	default:
-		g.reply(w, http.StatusUnsupportedMediaType, answer{Error: "Content-Encoding " + enc + ": want gzip or none"})
-		return
+		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Encoding " + enc + ": want gzip or none"}
 	}
-	req, err := parseBody(body, ndjson, g.cfg.MaxRecords)
-	if err != nil {
-		g.fail(w, err)
-		return
-	}
+	counted := &countedBody{r: body, l: g.limits}
+	req, err = parseBody(counted, ndjson, g.cfg.MaxRecords)
+	return req, counted.release, err
+}
+
+// stamp sets the token's tenant on every record, and the timestamp of a record sent with an id
+// and without one (see stamps).
+func (g *Gateway) stamp(req *request, tenant string) {
 	for i := range req.events {
-		req.events[i].Tenant = tenant
+		e := &req.events[i]
+		e.Tenant = tenant
+		if e.Timestamp.IsZero() && e.EventID != "" {
+			e.Timestamp = g.stamps.timestamp(tenant, "event", e.EventID)
+		}
 	}
 	for i := range req.metrics {
-		req.metrics[i].Tenant = tenant
+		m := &req.metrics[i]
+		m.Tenant = tenant
+		if m.Timestamp.IsZero() && m.MetricID != "" {
+			m.Timestamp = g.stamps.timestamp(tenant, "metric", m.MetricID)
+		}
 	}
+}
+
+// publish hands the records to the producer and answers; with ?wait=ack, once Kafka answered them.
+func (g *Gateway) publish(w http.ResponseWriter, r *http.Request, req *request) {
+	waitAck := r.URL.Query().Get("wait") == "ack"
 	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.BufferWait)
-	n, err := g.p.RecordBatch(ctx, req.events, req.metrics)
+	var d *producer.Delivery
+	var err error
+	if waitAck {
+		d, err = g.p.RecordBatchDelivery(ctx, req.events, req.metrics)
+	} else {
+		_, err = g.p.RecordBatch(ctx, req.events, req.metrics)
+	}
 	cancel()
 	if err != nil {
 		var be *producer.BatchError
@@ -183,12 +283,16 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.records.Add(float64(req.size()))
-	accepted := req.size()
-	_ = n // records of sampled-out traces count as accepted, as with the SDK
-	if r.URL.Query().Get("wait") == "ack" {
+	accepted := req.size() // records of sampled-out traces count as accepted, as with the SDK
+	if waitAck {
 		ctx, cancel := context.WithTimeout(r.Context(), g.cfg.FlushTimeout)
 		defer cancel()
-		if err := g.p.Flush(ctx); err != nil {
+		var de *producer.DeliveryError
+		switch err := d.Wait(ctx); {
+		case errors.As(err, &de):
+			g.reply(w, http.StatusBadGateway, answer{Accepted: &accepted, Error: "accepted, then refused by Kafka: " + err.Error()})
+			return
+		case err != nil:
 			g.reply(w, http.StatusGatewayTimeout, answer{Accepted: &accepted, Error: "accepted, not yet acknowledged by Kafka: " + err.Error()})
 			return
 		}
@@ -199,11 +303,25 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) fail(w http.ResponseWriter, err error) {
 	var re *RecordError
 	var mbe *http.MaxBytesError
+	var ov *overload
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		g.reply(w, he.status, answer{Error: he.msg})
 	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: "body over " + strconv.FormatInt(g.cfg.MaxBodyBytes, 10) + " bytes"})
 	case errors.Is(err, errTooMany):
 		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: err.Error()})
+	case errors.As(err, &re) && errors.Is(err, producer.ErrRecordTooLarge):
+		idx := re.Index
+		g.reply(w, http.StatusRequestEntityTooLarge, answer{Error: fmt.Sprintf("record %d: %v; the limit is the gateway's TRIBUTARY_MAX_RECORD_BYTES", idx, re.Err), Index: &idx})
+	case errors.As(err, &ov):
+		g.overload.WithLabelValues(ov.limit).Inc()
+		w.Header().Set("Retry-After", "1")
+		g.reply(w, http.StatusServiceUnavailable, answer{Error: ov.msg})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		g.reply(w, http.StatusRequestTimeout, answer{Error: "body not received within " + g.cfg.BodyTimeout.String() + " (TRIBUTARY_GATEWAY_BODY_TIMEOUT)"})
 	case errors.Is(err, producer.ErrBufferFull):
 		w.Header().Set("Retry-After", "1")
 		g.reply(w, http.StatusServiceUnavailable, answer{Error: "ingest buffer full; nothing was accepted, retry later"})

@@ -27,6 +27,7 @@ const token, otherToken = "acme-token-123", "globex-token-456"
 
 type fixture struct {
 	url     string
+	h       http.Handler
 	p       *producer.Client
 	brokers []string
 	topics  []string
@@ -42,8 +43,9 @@ func newFixture(t testing.TB, brokers []string, mod func(*producer.Config, *gate
 		f.topics = testenv.Topics(t, brokers, 2, "events", "metrics")
 		pcfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "gw", EventsTopic: f.topics[0], MetricsTopic: f.topics[1], TopicPartitions: 2, TopicReplication: 1}
 	}
-	gcfg := gateway.Config{Listen: "127.0.0.1:0", Tokens: map[string]string{token: "acme", otherToken: "globex"},
-		MaxBodyBytes: 64 << 10, MaxRecords: 100, BufferWait: 100 * time.Millisecond, FlushTimeout: 10 * time.Second}
+	gcfg := gateway.DefaultConfig()
+	gcfg.Listen, gcfg.Tokens = "127.0.0.1:0", map[string]string{token: "acme", otherToken: "globex"}
+	gcfg.MaxBodyBytes, gcfg.MaxRecords, gcfg.BufferWait, gcfg.FlushTimeout = 64<<10, 100, 100*time.Millisecond, 10*time.Second
 	if mod != nil {
 		mod(&pcfg, &gcfg)
 	}
@@ -61,7 +63,8 @@ func newFixture(t testing.TB, brokers []string, mod func(*producer.Config, *gate
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(g.Handler())
+	f.h = g.Handler()
+	srv := httptest.NewServer(f.h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL + "/v1/ingest"
 	return f
@@ -128,6 +131,13 @@ func TestErrorAnswers(t *testing.T) {
 	many := `[` + strings.TrimSuffix(strings.Repeat(`{"kind":"event","type":"t","name":"n"},`, 101), ",") + `]`
 	check("too many records", post(t, f.url, token, js, "", []byte(many)), 413, "", 0)
 	check("not json", post(t, f.url, token, js, "", []byte("hello")), 400, "", 0)
+	ndLine := `{"kind":"event","type":"t","name":"n"}` + "\n"
+	bigND := []byte(strings.Repeat(ndLine, (65<<10)/len(ndLine)))
+	check("ndjson too large", post(t, f.url, token, "application/x-ndjson", "", bigND), 413, "", 0)
+	check("gzip ndjson too large", post(t, f.url, token, "application/x-ndjson", "gzip", gz(bigND)), 413, "", 0)
+	check("trailing garbage", post(t, f.url, token, js, "", []byte(goodObject+" {}")), 400, "", 0)
+	check("number as a string", post(t, f.url, token, js, "", []byte(`[{"kind":"metric","name":"m","value":"12","aggregation_type":"gauge"}]`)), 400, "value", 0)
+	check("wrong-typed value", post(t, f.url, token, js, "", []byte(`[{"kind":"metric","name":"m","value":[1],"aggregation_type":"gauge"}]`)), 400, "value", 0)
 	check("unknown field", post(t, f.url, token, js, "", []byte(`[{"kind":"event","type":"t","name":"n"},{"kind":"event","type":"t","nmae":"n"}]`)), 400, "nmae", 1)
 	check("forged tenant", post(t, f.url, token, js, "", []byte(`[{"kind":"event","type":"t","name":"n","tenant":"globex"}]`)), 400, "tenant", 0)
 	check("empty name", post(t, f.url, token, js, "", []byte(`{"events":[{"type":"t","name":"ok"}],"metrics":[{"name":"","value":1,"aggregation_type":"gauge"}]}`)), 400, "name", 1)

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -25,7 +24,7 @@ type recordJSON struct {
 	SpanID          string          `json:"span_id"`
 	Type            string          `json:"type"`
 	Name            string          `json:"name"`
-	Value           *json.Number    `json:"value"`
+	Value           json.RawMessage `json:"value"`
 	Unit            string          `json:"unit"`
 	AggregationType string          `json:"aggregation_type"`
 	Timestamp       json.RawMessage `json:"timestamp"`
@@ -74,28 +73,25 @@ func parseBody(body io.Reader, ndjson bool, maxRecords int) (*request, error) {
 		}
 		return req.add(i, kind, raw)
 	}
+	// The whole body is read before any record is parsed, so a body cut off by a limit is refused
+	// as such (413), never as a bad last record.
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, err
+	}
 	if ndjson {
-		sc := bufio.NewScanner(body)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		i := 0
-		for sc.Scan() {
-			line := bytes.TrimSpace(sc.Bytes())
+		for line := range bytes.Lines(data) {
+			line = bytes.TrimSpace(line)
 			if len(line) == 0 {
 				continue
 			}
-			if err := add(i, "", append(json.RawMessage(nil), line...)); err != nil {
+			if err := add(i, "", line); err != nil {
 				return nil, err
 			}
 			i++
 		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read NDJSON body: %w", err)
-		}
 		return req, nil
-	}
-	data, err := io.ReadAll(body)
-	if err != nil {
-		return nil, err
 	}
 	data = bytes.TrimSpace(data)
 	switch {
@@ -119,6 +115,9 @@ func parseBody(body io.Reader, ndjson bool, maxRecords int) (*request, error) {
 		if err := dec.Decode(&obj); err != nil {
 			return nil, fmt.Errorf("body: %w (want {\"events\": [...], \"metrics\": [...]})", err)
 		}
+		if err := noTrailing(dec); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
 		for i, raw := range obj.Events {
 			if err := add(i, "event", raw); err != nil {
 				return nil, err
@@ -141,7 +140,10 @@ func (req *request) add(i int, kind string, raw json.RawMessage) error {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {
-		return &RecordError{Index: i, Field: unknownField(err), Err: err}
+		return &RecordError{Index: i, Field: decodeField(err), Err: err}
+	}
+	if err := noTrailing(dec); err != nil {
+		return &RecordError{Index: i, Err: err}
 	}
 	if r.Tenant != nil {
 		return &RecordError{Index: i, Field: "tenant", Err: errors.New("the tenant comes from the bearer token and cannot be set")}
@@ -168,12 +170,9 @@ func (req *request) add(i int, kind string, raw json.RawMessage) error {
 			Name: r.Name, Timestamp: ts, Attributes: attrs, Source: src})
 		req.eventAt = append(req.eventAt, i)
 	case "metric":
-		if r.Value == nil {
-			return &RecordError{Index: i, Field: "value", Err: errors.New("missing")}
-		}
-		v, err := strconv.ParseFloat(string(*r.Value), 64)
-		if err != nil || math.IsInf(v, 0) {
-			return &RecordError{Index: i, Field: "value", Err: fmt.Errorf("%s is not a finite number", *r.Value)}
+		v, err := parseValue(r.Value)
+		if err != nil {
+			return &RecordError{Index: i, Field: "value", Err: err}
 		}
 		req.metrics = append(req.metrics, schemas.Metric{MetricID: r.MetricID, TraceID: r.TraceID, Name: r.Name, Value: v,
 			Unit: r.Unit, AggregationType: schemas.AggregationType(r.AggregationType), Timestamp: ts, Attributes: attrs, Source: src})
@@ -184,12 +183,40 @@ func (req *request) add(i int, kind string, raw json.RawMessage) error {
 	return nil
 }
 
-func unknownField(err error) string {
+// decodeField names the field a decoding error is about: an unknown one, or one of the wrong type.
+func decodeField(err error) string {
 	const p = "json: unknown field "
 	if s := err.Error(); strings.HasPrefix(s, p) {
 		return strings.Trim(strings.TrimPrefix(s, p), `"`)
 	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te.Field
+	}
 	return ""
+}
+
+// noTrailing refuses anything but white space after the value dec decoded.
+func noTrailing(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// parseValue reads a metric value: a JSON number (not a string holding one), finite.
+func parseValue(raw json.RawMessage) (float64, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, errors.New("missing")
+	}
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, fmt.Errorf("%.40s: want a JSON number", raw)
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("%.40s is not a finite number", raw)
+	}
+	return v, nil
 }
 
 // parseTimestamp accepts RFC 3339 (fractions allowed) or Unix seconds (fractions allowed); absent
