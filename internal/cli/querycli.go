@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -208,7 +209,9 @@ func runAggregate(ctx context.Context, env *Env, args []string) error {
 	fs := flag.NewFlagSet("aggregate", flag.ContinueOnError)
 	c := commonFlags(fs, env)
 	name := fs.String("name", "", "metric name (required)")
-	bucket := fs.Duration("bucket", time.Minute, "bucket width")
+	bucket := new(bucketFlag)
+	*bucket = bucketFlag(time.Minute)
+	fs.Var(bucket, "bucket", "bucket width: a Go duration (30s, 5m, 1h) or whole days (1d, 7d)")
 	aggs := fs.String("aggregates", "count,sum,min,max,avg", "aggregates")
 	groupBy := fs.String("group-by", "", "attribute keys, comma-separated")
 	top := fs.Int("top", 0, "keep the N largest groups")
@@ -223,7 +226,7 @@ func runAggregate(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	q := query.AggregateQuery{Name: *name, Bucket: *bucket, Aggregates: strings.Split(*aggs, ","), Start: start, End: end,
+	q := query.AggregateQuery{Name: *name, Bucket: time.Duration(*bucket), Aggregates: strings.Split(*aggs, ","), Start: start, End: end,
 		Attributes: c.attrs, Top: *top, Source: *source}
 	if *groupBy != "" {
 		q.GroupBy = strings.Split(*groupBy, ",")
@@ -257,4 +260,26 @@ func runAggregate(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// bucketFlag is a duration flag that also takes whole days ("1d", "7d"), as the query service does.
+type bucketFlag time.Duration
+
+func (b *bucketFlag) String() string { return time.Duration(*b).String() }
+
+func (b *bucketFlag) Set(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 1 {
+			return fmt.Errorf("bucket %q: whole days must be a positive integer such as 1d", s)
+		}
+		*b = bucketFlag(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("bucket %q: %w", s, err)
+	}
+	*b = bucketFlag(d)
+	return nil
 }

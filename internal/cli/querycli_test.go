@@ -46,6 +46,16 @@ func TestQuerySubcommands(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &a) != nil || a.Series[0].Points[0].Values["count"] != 120 {
 		t.Fatalf("aggregate -json: %d %s", code, out)
 	}
+	// Whole days, as the query service takes them (the README's bucket=1d recipe).
+	code, out, _ = run("aggregate", "-url", url, "-name", "cpu_percent", "-bucket", "1d", "-aggregates", "count",
+		"-start", "2025-01-15T00:00:00Z", "-end", "2025-01-16T00:00:00Z", "-json")
+	var day query.AggregateAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &day) != nil || day.BucketSeconds != 86400 || len(day.Series[0].Points) != 1 {
+		t.Fatalf("aggregate -bucket 1d: %d %s", code, out)
+	}
+	if code, _, errs := run("aggregate", "-url", url, "-name", "cpu_percent", "-bucket", "xd"); code == 0 || !strings.Contains(errs, "whole days") {
+		t.Fatalf("-bucket xd: %d %s", code, errs)
+	}
 	code, out, _ = run("events", "-url", url, "-type", "node_failed", "-start", "2025-01-15T00:00:00Z")
 	if code != 0 || !strings.Contains(out, "load_1 Failed") || !strings.Contains(out, `"error":"boom"`) {
 		t.Fatalf("events: %d %s", code, out)
