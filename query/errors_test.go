@@ -1,7 +1,6 @@
 package query_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,37 +10,18 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 )
 
-// syncBuffer is a log destination the handler writes and the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A query ClickHouse refuses (here: its table was dropped) answers 500 with a random error id and
 // a generic message, never the SQL or values; the log has the full error under the same id.
 func TestServerErrorsHideSQLAndLogAnID(t *testing.T) {
 	cfg := testenv.ClickHouse(t)
 	admin := testenv.OpenClickHouse(t, cfg)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	ro := cfg
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
 	qcfg := query.DefaultConfig()

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,13 +35,13 @@ func TestConsumerRoleOperations(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	bin := testenv.Binary(t)
 	addr := freeAddr(t)
-	var logs bytes.Buffer
+	logs := &testenv.SyncBuffer{}
 	cmd := exec.Command(bin, "consumer")
 	cmd.Env = append(os.Environ(), "TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+topics[0],
 		"TRIBUTARY_KAFKA_METRICS_TOPIC="+topics[1], "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+topics[2], "TRIBUTARY_KAFKA_DLQ_TOPIC="+topics[3],
 		"TRIBUTARY_CLICKHOUSE_ADDR="+ch.Addr[0], "TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database,
 		"TRIBUTARY_CONSUMER_GROUP="+testenv.Unique("g"), "TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_LOG_FORMAT=json")
-	cmd.Stderr = &logs
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +79,7 @@ func TestConsumerRoleOperations(t *testing.T) {
 		t.Fatalf("consumer exited with %v; logs:\n%s", err, logs.String())
 	}
 	n := 0
-	sc := bufio.NewScanner(&logs)
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
 	for sc.Scan() {
 		var line map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line["level"] == nil || line["msg"] == nil {
@@ -119,24 +117,6 @@ func TestLoadgenShowsProgress(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that a child process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A consumer started while ClickHouse is down waits for it, with backoff, instead of exiting, and
 // becomes ready once ClickHouse answers (here: once a proxy to the real server starts listening on
 // the address it was given).
@@ -146,7 +126,7 @@ func TestConsumerWaitsForClickHouse(t *testing.T) {
 	ch := testenv.ClickHouse(t)
 	bin := testenv.Binary(t)
 	metricsAddr, chAddr := freeAddr(t), freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	cmd := exec.Command(bin, "consumer")
 	cmd.Env = append(os.Environ(), "TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+topics[0],
 		"TRIBUTARY_KAFKA_METRICS_TOPIC="+topics[1], "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+topics[2], "TRIBUTARY_KAFKA_DLQ_TOPIC="+topics[3],
