@@ -132,6 +132,11 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Compression = "brotli" }, "compression")
 	f(func(c *Config) { c.Kafka.Brokers = nil }, "brokers")
 	f(func(c *Config) { c.Kafka.MetricsTopic = c.Kafka.EventsTopic }, "topics")
+	// The record size limit must fit in a produce batch, or such a record is never delivered.
+	f(func(c *Config) { c.MaxRecordBytes = c.BatchMaxBytes + 1 }, "max record bytes 1000001")
+	f(func(c *Config) { c.BatchMaxBytes = 4096 }, "batch max bytes (4096)")
+	f(func(c *Config) { c.MaxRecordBytes = RecordOverhead }, "max record bytes")
+	f(func(c *Config) { c.MaxBufferedBytes = 0 }, "max buffered bytes")
 }
 
 func TestSeriesKeyIgnoresAttributeOrder(t *testing.T) {

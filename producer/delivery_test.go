@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
@@ -19,31 +17,12 @@ import (
 )
 
 // smallTopic creates a topic on the real broker whose max.message.bytes is 1024, so a batch bigger
-// than that (a metric with a few KiB of incompressible attributes) is refused with
+// than that (a record with a few KiB of incompressible attributes) is refused with
 // MESSAGE_TOO_LARGE while small records are delivered.
 func smallTopic(t *testing.T, brokers []string) string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm := kadm.NewClient(cl)
-	name := testenv.Unique("small")
 	limit := "1024"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := adm.CreateTopics(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, name)
-	if err == nil {
-		err = resp.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = adm.DeleteTopics(context.Background(), name)
-		cl.Close()
-	})
-	return name
+	return testenv.TopicsWithConfig(t, brokers, 1, map[string]*string{"max.message.bytes": &limit}, "small")[0]
 }
 
 // A Delivery reports its own records only: a batch Kafka refuses next to a good one, concurrently,

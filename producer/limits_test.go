@@ -138,18 +138,3 @@ func TestBufferedBytesBound(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
-
-func TestRecordLimitsValidate(t *testing.T) {
-	f := func(mod func(*Config), want string) {
-		t.Helper()
-		cfg := offlineConfig()
-		mod(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("got %v, want an error naming %q", err, want)
-		}
-	}
-	f(func(c *Config) { c.MaxRecordBytes = c.BatchMaxBytes + 1 }, "max record bytes 1000001")
-	f(func(c *Config) { c.BatchMaxBytes = 4096 }, "batch max bytes (4096)")
-	f(func(c *Config) { c.MaxRecordBytes = RecordOverhead }, "max record bytes")
-	f(func(c *Config) { c.MaxBufferedBytes = 0 }, "max buffered bytes")
-}

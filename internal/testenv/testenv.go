@@ -112,6 +112,12 @@ func OpenClickHouse(t testing.TB, cfg chdb.Config) driver.Conn {
 // when the test ends. It returns their names in order.
 func Topics(t testing.TB, brokers []string, partitions int32, prefixes ...string) []string {
 	t.Helper()
+	return TopicsWithConfig(t, brokers, partitions, nil, prefixes...)
+}
+
+// TopicsWithConfig is Topics with topic configs (for example max.message.bytes) set on each.
+func TopicsWithConfig(t testing.TB, brokers []string, partitions int32, configs map[string]*string, prefixes ...string) []string {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +129,7 @@ func Topics(t testing.TB, brokers []string, partitions int32, prefixes ...string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, names...)
+	resp, err := adm.CreateTopics(ctx, partitions, 1, configs, names...)
 	if err == nil {
 		err = resp.Error()
 	}
