@@ -150,6 +150,22 @@ func (b *Batch) rawRows(events bool) int {
 	return len(b.Metrics.MetricID)
 }
 
+// rawWritten is the flag saying b's event rows (events true) or metric rows are stored.
+func (b *Batch) rawWritten(events bool) *bool {
+	if events {
+		return &b.eventsWritten
+	}
+	return &b.metricsWritten
+}
+
+// rawSources are the Kafka records of b's event rows (events true) or metric rows.
+func (b *Batch) rawSources(events bool) []*kgo.Record {
+	if events {
+		return b.eventSrc
+	}
+	return b.metricSrc
+}
+
 // rawSlice returns a batch holding only rows [i, j) of b's events (events true) or metrics, for
 // writing part of a batch that ClickHouse refused as a whole.
 func (b *Batch) rawSlice(events bool, i, j int) *Batch {

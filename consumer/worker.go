@@ -373,11 +373,7 @@ func (w *Worker) isolateRaw(ctx context.Context, cl *kgo.Client, b *Batch, cause
 	bisect = func(sub *Batch, events bool, err error) error {
 		n := sub.rawRows(events)
 		if n == 1 {
-			src := sub.metricSrc
-			if events {
-				src = sub.eventSrc
-			}
-			dead = append(dead, w.deadLetter(src[0], "clickhouse refused the row: "+err.Error()))
+			dead = append(dead, w.deadLetter(sub.rawSources(events)[0], "clickhouse refused the row: "+err.Error()))
 			return nil
 		}
 		for _, half := range []*Batch{sub.rawSlice(events, 0, n/2), sub.rawSlice(events, n/2, n)} {
@@ -396,11 +392,7 @@ func (w *Worker) isolateRaw(ctx context.Context, cl *kgo.Client, b *Batch, cause
 		return nil
 	}
 	for _, events := range []bool{true, false} {
-		done := b.eventsWritten
-		if !events {
-			done = b.metricsWritten
-		}
-		if done || b.rawRows(events) == 0 {
+		if *b.rawWritten(events) || b.rawRows(events) == 0 {
 			continue
 		}
 		if err := bisect(b, events, cause); err != nil {
@@ -416,11 +408,7 @@ func (w *Worker) isolateRaw(ctx context.Context, cl *kgo.Client, b *Batch, cause
 			w.refused.Add(uint64(len(dead)))
 			dead = nil
 		}
-		if events {
-			b.eventsWritten = true
-		} else {
-			b.metricsWritten = true
-		}
+		*b.rawWritten(events) = true
 	}
 	return nil
 }
