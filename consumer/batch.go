@@ -126,7 +126,8 @@ func (b *Batch) addMetric(m *schemas.Metric, now time.Time, r *kgo.Record) {
 	if r != nil {
 		part, off = r.Partition, r.Offset
 	}
-	b.Points = append(b.Points, rollups.Point{Series: series, Value: m.Value, TS: m.Timestamp.UnixMicro(), Partition: part, Offset: off})
+	b.Points = append(b.Points, rollups.Point{Series: series, Value: m.Value, TS: m.Timestamp.UnixMicro(), Partition: part, Offset: off,
+		ID: rollups.RecordID(m.Tenant, m.MetricID)})
 }
 
 // partitions returns the partitions of the batch's points.

@@ -47,11 +47,16 @@ type Config struct {
 	// RollupMaxWindows bounds the windows held in memory (each a few hundred bytes, a histogram's up
 	// to a few KiB); past it the oldest stored windows are published early and dropped.
 	RollupMaxWindows int `envconfig:"ROLLUP_MAX_WINDOWS" default:"200000"`
+	// RollupDedupeIDs is how many of the latest metric ids (tenant and metric_id) the rollups
+	// remember, about 40 bytes each: a record re-sent with the same id (a client retry after a
+	// timeout, 503 or 504) while its id is remembered is counted once. 0 turns it off.
+	RollupDedupeIDs int `envconfig:"ROLLUP_DEDUPE_IDS" default:"1000000"`
 }
 
 // RollupConfig returns the rollup engine's configuration.
 func (c Config) RollupConfig() rollups.Config {
-	return rollups.Config{Tiers: c.RollupTiers, Lateness: c.RollupLateness, IdleTimeout: c.RollupIdleTimeout, MaxWindows: c.RollupMaxWindows}
+	return rollups.Config{Tiers: c.RollupTiers, Lateness: c.RollupLateness, IdleTimeout: c.RollupIdleTimeout, MaxWindows: c.RollupMaxWindows,
+		DedupeIDs: c.RollupDedupeIDs}
 }
 
 // Validate reports the first bad setting, naming it.

@@ -64,3 +64,33 @@ func TestManySeriesInOneBatchDoNotWedgeThePartition(t *testing.T) {
 	}
 	testenv.CheckRollups(t, testenv.ReadRollups(t, conn, e.ch.Database), all, []int64{60, 3600})
 }
+
+// Metrics re-sent with the same id (a client's retry after a timeout, 503 or 504, which the
+// gateway stamps with the same timestamp) are counted once in raw rows and once in the rollups,
+// whether the re-send arrives in the same batch or after the first copy was stored.
+func TestResentMetricsCountOnceInRawAndRollups(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.workerConfig(testenv.Unique("g"))
+	cfg.RollupMaxWindows = 100000
+	tenant := uuid.NewString()
+	ms := fleetMetrics(tenant, 10, 0, time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	produceMetrics(t, e, ms)
+	produceMetrics(t, e, ms) // re-sent before the worker saw the first copy: same batch
+	w, stop := startWorker(t, e, cfg)
+	waitFor(t, "both copies to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 20 })
+	produceMetrics(t, e, ms) // re-sent after the first copies were stored and committed
+	waitFor(t, "the third copy to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 30 })
+	stop()
+	if s := w.Stats(); s.Resent != 20 {
+		t.Fatalf("stats %+v: want 20 re-sent points skipped by the rollups", s)
+	}
+	conn := testenv.OpenClickHouse(t, e.ch)
+	var raw uint64
+	if err := conn.QueryRow(context.Background(), "SELECT count() FROM "+e.ch.Database+".metrics FINAL").Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw != uint64(len(ms)) {
+		t.Fatalf("raw metrics: %d rows, want %d", raw, len(ms))
+	}
+	testenv.CheckRollups(t, testenv.ReadRollups(t, conn, e.ch.Database), ms, []int64{60, 3600})
+}

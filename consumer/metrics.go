@@ -80,6 +80,8 @@ func (w *Worker) Register(reg prometheus.Registerer) error {
 		{Name: "tributary_rollup_windows_open", Help: "Rollup windows held in memory.", Gauge: true},
 		{Name: "tributary_consumer_refused_rows_total", Help: "Decoded records ClickHouse refused for their content, sent to the dead-letter topic."},
 		{Name: "tributary_rollup_skipped_points_total", Help: "Points stored raw but left out of the rollups because storing their rollups failed permanently."},
+		{Name: "tributary_rollup_resent_points_total", Help: "Metric points not counted again by the rollups because their id was counted already (re-sent records)."},
+		{Name: "tributary_rollup_dedupe_horizon_seconds", Help: "How long ago the oldest metric id the rollups remember was counted: a re-send within it counts once.", Gauge: true},
 		{Name: "tributary_consumer_outbox_dropped_total", Help: "Dead-letter or rollup records Kafka refused even without their value (dropped, logged)."},
 		{Name: "tributary_consumer_lag", Help: "Records between the last polled record and the high watermark, per partition.",
 			Gauge: true, Labels: []string{"topic", "partition"}},
@@ -103,10 +105,11 @@ func (w *Worker) collect(emit func(string, float64, ...string)) {
 		"tributary_rollup_late_points_total": s.LatePoints, "tributary_rollup_replayed_points_total": s.Replayed,
 		"tributary_rollup_windows_closed_total": s.ClosedWindow, "tributary_rollup_windows_open": s.OpenWindows,
 		"tributary_consumer_refused_rows_total": s.Refused, "tributary_rollup_skipped_points_total": s.RollupSkip,
-		"tributary_consumer_outbox_dropped_total": s.OutboxDrop,
+		"tributary_consumer_outbox_dropped_total": s.OutboxDrop, "tributary_rollup_resent_points_total": s.Resent,
 	} {
 		emit(name, float64(v))
 	}
+	emit("tributary_rollup_dedupe_horizon_seconds", s.DedupeHorizon.Seconds())
 	w.inst.lagMu.Lock()
 	defer w.inst.lagMu.Unlock()
 	for p, lag := range w.inst.lag {

@@ -42,7 +42,7 @@ func (e env) workerConfig(group string) consumer.Config {
 		BatchMaxRecords: 2500, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 40, // small: forces shedding and reloading
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 40, RollupDedupeIDs: 100000, // small: forces shedding and reloading
 	}
 }
 

@@ -45,6 +45,10 @@ type Stats struct {
 	Refused      uint64 // decoded records ClickHouse refused for their content, sent to the dead-letter topic
 	RollupSkip   uint64 // points stored raw but left out of the rollups, whose store refused them for good
 	OutboxDrop   uint64 // dead-letter or rollup records Kafka refused even without their value
+	Resent       uint64 // metric points skipped by the rollups because their id was counted already (re-sent)
+	// DedupeHorizon is how long ago the oldest metric id the rollups remember was counted: a
+	// re-send within it counts once.
+	DedupeHorizon time.Duration
 }
 
 // Dead-letter headers: why a record was refused and where it came from.
@@ -76,6 +80,8 @@ type Worker struct {
 
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
 	late, replayed, open, closed, refused, rollupSkipped, outboxDropped      atomic.Uint64
+	resent                                                                   atomic.Uint64
+	horizon                                                                  atomic.Int64 // nanoseconds
 }
 
 // New returns a worker. It starts nothing; Run does. extra options are appended to the Kafka
@@ -135,6 +141,7 @@ func (w *Worker) Stats() Stats {
 		Windows: w.windows.Load(), Published: w.published.Load(), LatePoints: w.late.Load(),
 		Replayed: w.replayed.Load(), OpenWindows: w.open.Load(), ClosedWindow: w.closed.Load(),
 		Refused: w.refused.Load(), RollupSkip: w.rollupSkipped.Load(), OutboxDrop: w.outboxDropped.Load(),
+		Resent: w.resent.Load(), DedupeHorizon: time.Duration(w.horizon.Load()),
 	}
 }
 
@@ -522,6 +529,8 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	w.late.Store(s.Late)
 	w.replayed.Store(s.Replayed)
 	w.closed.Store(s.Closed)
+	w.resent.Store(s.Resent)
+	w.horizon.Store(int64(e.DedupeHorizon(now)))
 	w.open.Store(uint64(e.Len()))
 	b.rollupsWritten = true
 	return nil

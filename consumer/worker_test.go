@@ -64,7 +64,7 @@ func testConfig(brokers []string) Config {
 		BatchMaxRecords: 50, BatchMaxBytes: 1 << 20, BatchInterval: 50 * time.Millisecond,
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute}, RollupLateness: time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 1000,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 1000, RollupDedupeIDs: 1000000,
 	}
 }
 

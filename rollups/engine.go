@@ -20,6 +20,9 @@ type Config struct {
 	// MaxWindows bounds the windows held in memory; past it the oldest written windows are shed
 	// (their rows are in the store and are loaded again if a late point touches them).
 	MaxWindows int
+	// DedupeIDs is how many of the latest points' record ids (Point.ID) the engine remembers: a
+	// point whose id it remembers is a re-sent record and is not counted again. 0 turns it off.
+	DedupeIDs int
 }
 
 // DefaultConfig returns 1-minute and 1-hour tiers, 30 s lateness, 1 min idle timeout, 200,000
@@ -45,6 +48,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollup idle timeout %v: must be positive", c.IdleTimeout)
 	case c.MaxWindows < 1:
 		return fmt.Errorf("rollup max windows %d: must be at least 1", c.MaxWindows)
+	case c.DedupeIDs < 0:
+		return fmt.Errorf("rollup dedupe ids %d: must not be negative", c.DedupeIDs)
 	}
 	return nil
 }
@@ -74,6 +79,9 @@ type Point struct {
 	TS        int64 // microseconds since the epoch
 	Partition int32
 	Offset    int64
+	// ID identifies the point's record (RecordID of tenant and metric_id) for Config.DedupeIDs;
+	// 0 means none.
+	ID uint64
 }
 
 type partState struct {
@@ -88,6 +96,7 @@ type Stats struct {
 	Late     uint64 // points whose smallest-tier window had already closed
 	Closed   uint64 // windows closed by the watermark
 	Shed     uint64 // windows dropped from memory by MaxWindows
+	Resent   uint64 // points skipped because their record id was counted already (a re-sent record)
 }
 
 // Engine rolls points up into tumbling event-time windows per series and tier. It does no I/O: the
@@ -103,6 +112,7 @@ type Engine struct {
 	windows map[Key]*Window
 	parts   map[int32]*partState
 	stats   Stats
+	recent  *recent // nil when DedupeIDs is 0
 }
 
 // New returns an engine; cfg must be valid.
@@ -113,6 +123,9 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState)}
 	for _, t := range cfg.Tiers {
 		e.tiers = append(e.tiers, int64(t/time.Second))
+	}
+	if cfg.DedupeIDs > 0 {
+		e.recent = newRecent(cfg.DedupeIDs)
 	}
 	return e, nil
 }
@@ -170,10 +183,19 @@ func (e *Engine) Resolve(keys []Key, found []*Window) {
 var ErrUnresolved = errors.New("rollups: window not resolved before Apply")
 
 // Apply counts points, which must be in offset order within each partition, into their windows.
-// Every window they touch must be held (see Missing and Resolve).
+// Every window they touch must be held (see Missing and Resolve). A point whose ID the engine
+// remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent.
 func (e *Engine) Apply(points []Point) error {
+	now := time.Now().Unix()
 	for i := range points {
 		p := &points[i]
+		if e.recent != nil && p.ID != 0 {
+			if e.recent.has(p.ID) {
+				e.stats.Resent++
+				continue
+			}
+			e.recent.add(p.ID, now)
+		}
 		ps := e.parts[p.Partition]
 		if ps == nil {
 			ps = &partState{maxTS: p.TS}
@@ -202,6 +224,19 @@ func (e *Engine) Apply(points []Point) error {
 		ps.maxTS = max(ps.maxTS, p.TS)
 	}
 	return nil
+}
+
+// DedupeHorizon is how long ago the oldest record id the engine remembers was counted: a record
+// re-sent within it is counted once (zero when nothing is remembered or DedupeIDs is 0).
+func (e *Engine) DedupeHorizon(now time.Time) time.Duration {
+	if e.recent == nil {
+		return 0
+	}
+	oldest := e.recent.oldest()
+	if oldest == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(oldest, 0))
 }
 
 // Touch records that partitions received points at now (wall clock), for the idle timeout.

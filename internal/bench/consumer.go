@@ -191,7 +191,7 @@ func consumerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Confi
 	return consumer.Config{Kafka: k, ClickHouse: ch, Group: group, BatchMaxRecords: 50000, BatchMaxBytes: 32 << 20,
 		BatchInterval: time.Second, FetchMaxBytes: 4 << 20, RetryBackoffMax: 10 * time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000}
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000, RollupDedupeIDs: 1000000}
 }
 
 func bareSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric, noAttrIndex bool) (float64, error) {

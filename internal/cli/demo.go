@@ -103,7 +103,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 		BatchMaxRecords: 10000, BatchMaxBytes: 32 << 20, BatchInterval: 300 * time.Millisecond,
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: 5 * time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000, RollupDedupeIDs: 1000000,
 	}
 	ro := cfg.ClickHouse
 	ro.User, ro.Password = cfg.ROUser, cfg.ROPassword

@@ -86,7 +86,7 @@ func workerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config 
 		BatchMaxRecords: 4000, BatchMaxBytes: 16 << 20, BatchInterval: 250 * time.Millisecond,
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 20 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000, RollupDedupeIDs: 1000000,
 	}
 }
 

@@ -36,7 +36,7 @@ func TestEndToEnd(t *testing.T) {
 		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 200 * time.Millisecond,
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
 		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000,
+		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000, RollupDedupeIDs: 1000000,
 	}
 	ro := ch
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"

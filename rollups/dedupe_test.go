@@ -1,0 +1,58 @@
+package rollups
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/schemas"
+)
+
+// A re-sent record (same tenant and id, a later offset) counts once while the engine remembers its
+// id; once DedupeIDs newer ids have pushed it out, a re-send counts again (beyond the horizon).
+func TestResentRecordsCountOnceWithinTheHorizon(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tiers, cfg.DedupeIDs = []time.Duration{time.Minute}, 3
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := schemas.Metric{Name: "m", AggregationType: schemas.Counter, Source: schemas.Source{Tenant: "7c0f6f2e-3d55-4d0b-9f1e-2b8f7a1c4e90"}}
+	series := SeriesOf(&m)
+	ts := time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC).UnixMicro()
+	var off int64
+	apply := func(id string) {
+		t.Helper()
+		off++
+		p := []Point{{Series: series, Value: 1, TS: ts + off, Partition: 0, Offset: off, ID: RecordID(m.Tenant, id)}}
+		e.Resolve(e.Missing(p), nil)
+		if err := e.Apply(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() uint64 {
+		var n uint64
+		for _, w := range e.Dirty() {
+			n += w.Agg.Count
+		}
+		return n
+	}
+	apply("0190a5f2-0000-7000-8000-000000000001")
+	apply("0190a5f2-0000-7000-8000-000000000001") // a retry after a timeout
+	apply("0190a5f2-0000-7000-8000-000000000002")
+	if got := count(); got != 2 || e.Stats().Resent != 1 {
+		t.Fatalf("count %d, resent %d: want 2 and 1", got, e.Stats().Resent)
+	}
+	if h := e.DedupeHorizon(time.Now()); h < 0 || h > time.Minute {
+		t.Fatalf("horizon %v", h)
+	}
+	// The same id in another tenant is another record.
+	off++
+	p := []Point{{Series: series, Value: 1, TS: ts + off, Offset: off, ID: RecordID("other-tenant", "0190a5f2-0000-7000-8000-000000000001")}}
+	e.Resolve(e.Missing(p), nil)
+	_ = e.Apply(p)
+	apply("0190a5f2-0000-7000-8000-000000000003") // pushes id 1 out of the three remembered
+	apply("0190a5f2-0000-7000-8000-000000000001")
+	if got := count(); got != 5 || e.Stats().Resent != 1 {
+		t.Fatalf("count %d, resent %d: want 5 and 1 (id 1 was beyond the horizon)", got, e.Stats().Resent)
+	}
+}
