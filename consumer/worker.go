@@ -24,6 +24,9 @@ type Store interface {
 	Write(ctx context.Context, b *Batch) error
 	// LoadWindows returns the stored rollup windows of keys (keys without one are left out).
 	LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error)
+	// LatestWindows returns, for each partition in since, the newest stored window start of each
+	// tier at or after since[p] (Unix seconds; tiers without a row are left out).
+	LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error)
 	// WriteWindows stores rollup windows, each replacing its key's older versions.
 	WriteWindows(ctx context.Context, ws []*rollups.Window) error
 }
@@ -501,6 +504,15 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 		for _, p := range b.revoked {
 			e.Forget(p) // taken away before this batch's records were polled
 		}
+		if since := e.Unanchored(b.Points); len(since) > 0 {
+			latest, err := w.store.LatestWindows(ctx, since)
+			if err != nil {
+				return err
+			}
+			for p, t := range since {
+				e.Anchor(p, t, latest[p])
+			}
+		}
 		missing := e.Missing(b.Points)
 		found, err := w.store.LoadWindows(ctx, missing)
 		if err != nil {
@@ -538,8 +550,12 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 
 func (w *Worker) rollupRecord(win *rollups.Window, final bool) *kgo.Record {
 	sr, a := win.Series, &win.Agg
+	attrs, err := schemas.ParseAttributesJSON([]byte(sr.AttrJSON))
+	if err != nil { // only a bug can get here: the JSON was written from decoded, checked attributes
+		w.log.Error("publishing a rollup without its attributes", "series", sr.ID, "reason", err)
+	}
 	r := schemas.Rollup{
-		Tenant: sr.Tenant, Name: sr.Name, Unit: sr.Unit, AggregationType: sr.Type, SeriesID: sr.ID, Attributes: sr.Attributes,
+		Tenant: sr.Tenant, Name: sr.Name, Unit: sr.Unit, AggregationType: sr.Type, SeriesID: sr.ID, Attributes: attrs,
 		TierSeconds: win.Tier, WindowStart: time.Unix(win.Start, 0).UTC(), SourcePartition: win.Partition,
 		LastOffset: a.LastOffset, Count: a.Count, Sum: a.Sum, Min: a.Min, Max: a.Max, Last: a.Last,
 		LastTimestamp: time.UnixMicro(a.LastTS).UTC(), Final: final,

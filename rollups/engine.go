@@ -113,6 +113,9 @@ type Engine struct {
 	parts   map[int32]*partState
 	stats   Stats
 	recent  *recent // nil when DedupeIDs is 0
+	stored  map[int32]*anchor
+	removed   int // series ids held in every anchor's removed sets
+	forgotten int // removed sets folded into floors (maxRemembered)
 }
 
 // New returns an engine; cfg must be valid.
@@ -120,7 +123,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState)}
+	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState), stored: make(map[int32]*anchor)}
 	for _, t := range cfg.Tiers {
 		e.tiers = append(e.tiers, int64(t/time.Second))
 	}
@@ -149,21 +152,155 @@ func (e *Engine) key(p *Point, tier int64) Key {
 	return Key{Series: p.Series.ID, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
 }
 
-// Missing returns the keys that points touch and the engine does not hold, each once. The caller
-// looks them up in the store and passes what it found to Resolve.
+// Missing returns the keys that points touch, that the engine does not hold and that may have a
+// stored row, each once: the caller looks them up in the store and passes what it found to
+// Resolve. A key of an anchored partition (see Anchor) that cannot have a stored row (a window
+// newer than anything stored when the partition was anchored, and not written and dropped by this
+// engine since) is not returned: Missing installs it empty, so a batch of new series costs no
+// lookup.
 func (e *Engine) Missing(points []Point) []Key {
 	seen := map[Key]bool{}
 	var out []Key
 	for i := range points {
 		for _, t := range e.tiers {
 			k := e.key(&points[i], t)
-			if _, ok := e.windows[k]; !ok && !seen[k] {
-				seen[k] = true
-				out = append(out, k)
+			if _, ok := e.windows[k]; ok || seen[k] {
+				continue
 			}
+			seen[k] = true
+			if a := e.stored[k.Partition]; a != nil && !a.mayHold(k) {
+				e.windows[k] = &Window{Key: k}
+				continue
+			}
+			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// Unanchored returns the partitions of points that the engine has not anchored (see Anchor), with
+// the window start to anchor each from: the start of the largest tier's window before the one
+// holding the partition's newest point in points, so that the store reads about two of those
+// windows' rows.
+func (e *Engine) Unanchored(points []Point) map[int32]int64 {
+	var out map[int32]int64
+	top := e.tiers[0]
+	for _, t := range e.tiers {
+		top = max(top, t)
+	}
+	for i := range points {
+		p := &points[i]
+		if e.stored[p.Partition] != nil {
+			continue
+		}
+		if out == nil {
+			out = map[int32]int64{}
+		}
+		since := floorDiv(floorDiv(p.TS, 1_000_000), top)*top - top
+		if s, ok := out[p.Partition]; !ok || since > s {
+			out[p.Partition] = since
+		}
+	}
+	return out
+}
+
+// Anchor records what the store holds of partition p's windows from since on: latest is the
+// newest stored window start of each tier at or after since (tiers without such a row are absent).
+// From then on Missing looks up only the keys of p that may have a row: windows starting before
+// since or at or before latest, and windows this engine wrote and then closed or shed. Call it
+// before the engine writes any window of p (after New or Forget), with the store's answer.
+func (e *Engine) Anchor(p int32, since int64, latest map[int32]int64) {
+	a := &anchor{floor: map[int32]int64{}, removed: map[tierStart]map[uint64]struct{}{}}
+	for _, t := range e.tiers {
+		a.floor[int32(t)] = since - 1
+		if l, ok := latest[int32(t)]; ok {
+			a.floor[int32(t)] = max(l, since-1)
+		}
+	}
+	e.drop(p)
+	e.stored[p] = a
+}
+
+// maxRemembered bounds the series ids the anchors remember of windows the engine dropped from
+// memory after storing them (closed or shed): past it the oldest window starts are forgotten, and
+// every key at or before them is looked up again. About 10 bytes per id.
+func (e *Engine) maxRemembered() int { return 10 * e.cfg.MaxWindows }
+
+// dropped records that w, stored, left memory: a later point in its window must load it.
+func (e *Engine) dropped(w *Window) {
+	a := e.stored[w.Partition]
+	if a == nil || w.Series == nil || w.Start <= a.floor[w.Tier] {
+		return
+	}
+	ts := tierStart{w.Tier, w.Start}
+	set := a.removed[ts]
+	if set == nil {
+		set = map[uint64]struct{}{}
+		a.removed[ts] = set
+	}
+	if _, ok := set[w.Series.ID]; !ok {
+		set[w.Series.ID] = struct{}{}
+		e.removed++
+	}
+	for e.removed > e.maxRemembered() {
+		e.forgetOldest()
+	}
+}
+
+// forgetOldest folds the oldest remembered window start of any partition into its floor.
+func (e *Engine) forgetOldest() {
+	var (
+		op   int32
+		ots  tierStart
+		have bool
+	)
+	for p, a := range e.stored {
+		for ts := range a.removed {
+			if !have || ts.start < ots.start || (ts.start == ots.start && ts.tier < ots.tier) {
+				op, ots, have = p, ts, true
+			}
+		}
+	}
+	if !have {
+		e.removed = 0
+		return
+	}
+	a := e.stored[op]
+	e.removed -= len(a.removed[ots])
+	delete(a.removed, ots)
+	e.forgotten++
+	a.floor[ots.tier] = max(a.floor[ots.tier], ots.start)
+}
+
+// drop forgets partition p's anchor.
+func (e *Engine) drop(p int32) {
+	if a := e.stored[p]; a != nil {
+		for _, set := range a.removed {
+			e.removed -= len(set)
+		}
+		delete(e.stored, p)
+	}
+}
+
+// anchor is what the engine knows of one partition's stored windows.
+type anchor struct {
+	// floor, per tier: a window starting at or before it may have a stored row.
+	floor map[int32]int64
+	// removed: the series of windows after floor that were stored and then left memory.
+	removed map[tierStart]map[uint64]struct{}
+}
+
+type tierStart struct {
+	tier  int32
+	start int64
+}
+
+func (a *anchor) mayHold(k Key) bool {
+	if k.Start <= a.floor[k.Tier] {
+		return true
+	}
+	_, ok := a.removed[tierStart{k.Tier, k.Start}][k.Series]
+	return ok
 }
 
 // Resolve installs the stored windows found for keys; keys without one start empty.
@@ -309,6 +446,7 @@ func (e *Engine) Advance(now time.Time) []*Window {
 		wm, ok := wms[k.Partition]
 		if ok && (k.Start+int64(k.Tier))*1_000_000 <= wm && !w.dirty {
 			delete(e.windows, k)
+			e.dropped(w)
 			if w.Series != nil { // an empty placeholder has nothing to publish
 				out = append(out, w)
 			}
@@ -339,6 +477,7 @@ func (e *Engine) Shed() []*Window {
 	var out []*Window
 	for _, w := range clean[:over] {
 		delete(e.windows, w.Key)
+		e.dropped(w)
 		if w.Series != nil {
 			out = append(out, w)
 		}
@@ -356,4 +495,5 @@ func (e *Engine) Forget(p int32) {
 		}
 	}
 	delete(e.parts, p)
+	e.drop(p)
 }
