@@ -359,13 +359,17 @@ func fieldOf(err error) string {
 
 var errBodyTooLarge = errors.New("body too large")
 
-// limitedReader bounds a decompressed body.
+// limitedReader bounds a decompressed body: a body of exactly left bytes reads to its end.
 type limitedReader struct {
 	r    io.Reader
 	left int64
+	err  error // the end (or failure) seen, returned from then on
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
 	if l.left <= 0 {
 		return 0, errBodyTooLarge
 	}
@@ -376,9 +380,12 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.left -= int64(n)
 	if l.left <= 0 && err == nil {
 		var one [1]byte
-		if m, _ := l.r.Read(one[:]); m > 0 {
+		m, perr := l.r.Read(one[:])
+		if m > 0 {
 			return n, errBodyTooLarge
 		}
+		err = perr // io.EOF: the body ends at the limit
 	}
+	l.err = err
 	return n, err
 }
