@@ -103,3 +103,28 @@ func TestAttributeListLengthLimitAgreesWithTheDecoder(t *testing.T) {
 		}
 	}
 }
+
+// The decoder reads a string of MaxDecodedBytes and refuses one byte more as malformed (the SDK
+// cannot make such a record: MAX_ATTRIBUTE_VALUE_BYTES is at most MaxDecodedBytes, and a record
+// is at most MAX_RECORD_BYTES).
+func TestDecoderStringLimit(t *testing.T) {
+	codec, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{MaxDecodedBytes, MaxDecodedBytes + 1} {
+		m := Metric{MetricID: "0190a5f2-7c3e-7b1a-9d4e-2f6a8b9c0d1e", Name: "m", AggregationType: Gauge, Value: 1,
+			Timestamp: time.Unix(1700000000, 0), Attributes: map[string]any{"s": strings.Repeat("x", n)}}
+		value, err := codec.AppendMetric(nil, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.DecodeMetric(value)
+		if n == MaxDecodedBytes && (err != nil || len(got.Attributes["s"].(string)) != n) {
+			t.Fatalf("a string of %d bytes: %v", n, err)
+		}
+		if n > MaxDecodedBytes && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("a string of %d bytes: %v, want malformed", n, err)
+		}
+	}
+}
