@@ -83,6 +83,7 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 //	GET /v1/events   type (repeatable or comma-separated), name, trace_id, span_id, start, end,
 //	                 attr.<key>, limit, offset, order
 //	GET /v1/metrics  name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
+//	GET /v1/traces/{trace_id}  limit (QUERY_MAX_LIMIT by default), offset
 //	GET /healthz     the process is up
 //	GET /readyz      ClickHouse answers
 //	GET /metrics     Prometheus metrics

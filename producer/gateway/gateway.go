@@ -14,11 +14,15 @@
 // id but no timestamp gets the same timestamp each time it is sent, so a retried request is stored
 // once: a UUIDv7 id's own time (when within a day of now), or else the time this gateway process
 // first saw the id, remembered for GATEWAY_TIMESTAMP_CACHE_TTL (10 minutes) among at most
-// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids. Beyond that horizon (a re-send after the TTL, after
-// the id was evicted, to another gateway process or after a restart) the re-send gets a new
-// timestamp and is stored twice; send timestamps, or UUIDv7 ids, to be safe everywhere. A record
-// without an id gets a new id each time. The tenant comes from the token; a record that names one
-// is refused.
+// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids, oldest dropped first. That is the horizon: the
+// TTL, or less while more than ENTRIES new ids arrive within a TTL
+// (tributary_gateway_timestamp_cache_horizon_seconds says which). Beyond it (a re-send after the
+// horizon, to another gateway process or after a restart) the re-send gets a new timestamp and is
+// stored twice raw (the rollups still count it once within ROLLUP_DEDUPE_IDS' horizon); it shows
+// as a cache_miss, which cannot tell it from a first send. Send timestamps, or UUIDv7 ids, to be
+// safe everywhere. A record without an id gets a new id each time, so a re-send of it is always
+// stored twice (counted as source="no_id"). The tenant comes from the token; a record that names
+// one is refused.
 //
 // A request is all or nothing: every record is validated first, then buffer room is taken for all
 // of them. Answers:
@@ -52,8 +56,9 @@
 //
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
-// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total, plus the
-// producer's (see producer.Client.Register).
+// _inflight_bytes, _timestamps_filled_total{source: uuidv7, cache_hit, cache_miss, no_id},
+// _timestamp_cache_evictions_total, _timestamp_cache_entries, _timestamp_cache_horizon_seconds, plus
+// the producer's (see producer.Client.Register).
 package gateway
 
 import (
@@ -122,7 +127,8 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
 	}, func() float64 { return float64(g.limits.bytes.Load()) })
-	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes, g.stamps.filled, g.stamps.evictions)
+	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes)
+	g.reg.MustRegister(g.stamps.collectors()...)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -240,19 +246,19 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (req *requ
 }
 
 // stamp sets the token's tenant on every record, and the timestamp of a record sent with an id
-// and without one (see stamps).
+// and without one (see stamps); one without either is counted and left to the producer.
 func (g *Gateway) stamp(req *request, tenant string) {
 	for i := range req.events {
 		e := &req.events[i]
 		e.Tenant = tenant
-		if e.Timestamp.IsZero() && e.EventID != "" {
+		if e.Timestamp.IsZero() {
 			e.Timestamp = g.stamps.timestamp(tenant, "event", e.EventID)
 		}
 	}
 	for i := range req.metrics {
 		m := &req.metrics[i]
 		m.Tenant = tenant
-		if m.Timestamp.IsZero() && m.MetricID != "" {
+		if m.Timestamp.IsZero() {
 			m.Timestamp = g.stamps.timestamp(tenant, "metric", m.MetricID)
 		}
 	}
@@ -353,13 +359,17 @@ func fieldOf(err error) string {
 
 var errBodyTooLarge = errors.New("body too large")
 
-// limitedReader bounds a decompressed body.
+// limitedReader bounds a decompressed body: a body of exactly left bytes reads to its end.
 type limitedReader struct {
 	r    io.Reader
 	left int64
+	err  error // the end (or failure) seen, returned from then on
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
 	if l.left <= 0 {
 		return 0, errBodyTooLarge
 	}
@@ -370,9 +380,12 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.left -= int64(n)
 	if l.left <= 0 && err == nil {
 		var one [1]byte
-		if m, _ := l.r.Read(one[:]); m > 0 {
+		m, perr := l.r.Read(one[:])
+		if m > 0 {
 			return n, errBodyTooLarge
 		}
+		err = perr // io.EOF: the body ends at the limit
 	}
+	l.err = err
 	return n, err
 }
