@@ -90,6 +90,9 @@ type Gateway struct {
 	overload *prometheus.CounterVec
 	limits   *limits
 	stamps   *stamps
+
+	cumulative *cumulative            // OTLP cumulative streams' last points
+	otlpItems  *prometheus.CounterVec // OTLP items by signal and outcome
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
@@ -113,8 +116,9 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
 		}, []string{"limit"}),
-		limits: newLimits(cfg),
-		stamps: newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		limits:     newLimits(cfg),
+		stamps:     newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		cumulative: newCumulative(cfg.CumulativeStreams), otlpItems: newOTLPItems(),
 	}
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
@@ -123,6 +127,7 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
 	}, func() float64 { return float64(g.limits.bytes.Load()) })
 	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes, g.stamps.filled, g.stamps.evictions)
+	g.reg.MustRegister(append(g.cumulative.collectors(), g.otlpItems)...)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -133,12 +138,31 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ingest", g.ingest)
+	mux.HandleFunc("POST /v1/logs", g.otlpHTTP("logs", func() otlpExport { return &logsExport{} }))
+	mux.HandleFunc("POST /v1/metrics", g.otlpHTTP("metrics", func() otlpExport { return &metricsExport{} }))
 	observe.Mount(mux, g.reg, map[string]observe.Check{"kafka": g.p.Ping})
 	return mux
 }
 
-// Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
+// Run serves on Config.Listen until ctx ends, and OTLP/gRPC (RunGRPC) when it is on; if either
+// fails, both stop. ready, if not nil, receives the bound HTTP address.
 func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
+	if !g.cfg.grpcOn() {
+		return g.runHTTP(ctx, ready)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- g.RunGRPC(ctx, nil)
+		cancel()
+	}()
+	err := g.runHTTP(ctx, ready)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+func (g *Gateway) runHTTP(ctx context.Context, ready chan<- string) error {
 	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready, func(s *http.Server) {
 		s.ReadHeaderTimeout = g.cfg.ReadHeaderTimeout
 		s.IdleTimeout = 2 * time.Minute
