@@ -44,6 +44,12 @@
 //	504 ?wait=ack and Kafka did not acknowledge this request's records within
 //	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
 //
+// OTLP: POST /v1/logs and POST /v1/metrics (OTLP/HTTP, protobuf or JSON, gzip allowed) and the
+// OTLP/gRPC logs and metrics services on GATEWAY_OTLP_GRPC_LISTEN take OpenTelemetry's protocol
+// with the same tokens and limits, answering as the OTLP specification asks (partial success for
+// refused records). docs/otlp.md maps every field; cumulative metric streams are turned into
+// increases per gateway process (see cumulative).
+//
 // Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
 // MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
 // its parsed records (a few times its size), and accepted records then wait in the producer's
@@ -52,8 +58,10 @@
 //
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
-// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total, plus the
-// producer's (see producer.Client.Register).
+// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total,
+// _otlp_items_total{signal, outcome}, _otlp_cumulative_streams, _otlp_cumulative_evictions_total,
+// _otlp_cumulative_baselines_total, _otlp_cumulative_resets_total, plus the producer's (see
+// producer.Client.Register).
 package gateway
 
 import (
