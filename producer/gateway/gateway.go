@@ -48,6 +48,12 @@
 //	504 ?wait=ack and Kafka did not acknowledge this request's records within
 //	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
 //
+// OTLP: POST /v1/logs and POST /v1/metrics (OTLP/HTTP, protobuf or JSON, gzip allowed) and the
+// OTLP/gRPC logs and metrics services on GATEWAY_OTLP_GRPC_LISTEN take OpenTelemetry's protocol
+// with the same tokens and limits, answering as the OTLP specification asks (partial success for
+// refused records). docs/otlp.md maps every field; cumulative metric streams are turned into
+// increases per gateway process (see cumulative).
+//
 // Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
 // MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
 // its parsed records (a few times its size), and accepted records then wait in the producer's
@@ -57,8 +63,10 @@
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
 // _inflight_bytes, _timestamps_filled_total{source: uuidv7, cache_hit, cache_miss, no_id},
-// _timestamp_cache_evictions_total, _timestamp_cache_entries, _timestamp_cache_horizon_seconds, plus
-// the producer's (see producer.Client.Register).
+// _timestamp_cache_evictions_total, _timestamp_cache_entries, _timestamp_cache_horizon_seconds,
+// _otlp_items_total{signal, outcome}, _otlp_cumulative_streams, _otlp_cumulative_evictions_total,
+// _otlp_cumulative_baselines_total, _otlp_cumulative_resets_total, plus the producer's (see
+// producer.Client.Register).
 package gateway
 
 import (
@@ -95,6 +103,9 @@ type Gateway struct {
 	overload *prometheus.CounterVec
 	limits   *limits
 	stamps   *stamps
+
+	cumulative *cumulative            // OTLP cumulative streams' last points
+	otlpItems  *prometheus.CounterVec // OTLP items by signal and outcome
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
@@ -118,8 +129,9 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
 		}, []string{"limit"}),
-		limits: newLimits(cfg),
-		stamps: newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		limits:     newLimits(cfg),
+		stamps:     newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		cumulative: newCumulative(cfg.CumulativeStreams), otlpItems: newOTLPItems(),
 	}
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
@@ -129,6 +141,7 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 	}, func() float64 { return float64(g.limits.bytes.Load()) })
 	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes)
 	g.reg.MustRegister(g.stamps.collectors()...)
+	g.reg.MustRegister(append(g.cumulative.collectors(), g.otlpItems)...)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -139,12 +152,31 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ingest", g.ingest)
+	mux.HandleFunc("POST /v1/logs", g.otlpHTTP("logs", func() otlpExport { return &logsExport{} }))
+	mux.HandleFunc("POST /v1/metrics", g.otlpHTTP("metrics", func() otlpExport { return &metricsExport{} }))
 	observe.Mount(mux, g.reg, map[string]observe.Check{"kafka": g.p.Ping})
 	return mux
 }
 
-// Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
+// Run serves on Config.Listen until ctx ends, and OTLP/gRPC (RunGRPC) when it is on; if either
+// fails, both stop. ready, if not nil, receives the bound HTTP address.
 func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
+	if !g.cfg.grpcOn() {
+		return g.runHTTP(ctx, ready)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- g.RunGRPC(ctx, nil)
+		cancel()
+	}()
+	err := g.runHTTP(ctx, ready)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+func (g *Gateway) runHTTP(ctx context.Context, ready chan<- string) error {
 	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready, func(s *http.Server) {
 		s.ReadHeaderTimeout = g.cfg.ReadHeaderTimeout
 		s.IdleTimeout = 2 * time.Minute
