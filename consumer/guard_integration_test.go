@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/testenv"
@@ -28,7 +31,8 @@ type aggRow struct {
 // fleet: every point is stored raw; the first tenant's points past the cap are rolled up under the
 // overflow series, which with its normal series adds up exactly to the raw points; the series
 // admitted in one minute stay known in the next although their windows were shed; the other
-// tenant is not touched; the overflow is counted and logged.
+// tenant is not touched; the overflow is counted and logged; a replay by a worker that remembers
+// nothing changes no row.
 func TestCardinalityGuardRollsNewSeriesPastTheCapIntoOverflow(t *testing.T) {
 	const limit, exploding, stable = 100, 500, 50
 	e := newEnv(t)
@@ -44,26 +48,7 @@ func TestCardinalityGuardRollsNewSeriesPastTheCapIntoOverflow(t *testing.T) {
 
 	var logs testenv.SyncBuffer
 	conn := testenv.OpenClickHouse(t, e.ch)
-	sink, err := consumer.NewClickHouseSink(conn, e.ch.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	if err := w.Register(reg); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	waitFor(t, "every point to be stored", 90*time.Second, func() bool { return w.Stats().Written >= uint64(len(ms)) })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	w, reg := runGuarded(t, e, cfg, conn, &logs, len(ms))
 
 	// Minute 1: 100 of tenant A's 500 series are admitted, 400 points overflow. Minute 2: those
 	// 100 are known, 100 more are admitted, 300 overflow. Tenant B's 50 are admitted once.
@@ -136,6 +121,87 @@ func TestCardinalityGuardRollsNewSeriesPastTheCapIntoOverflow(t *testing.T) {
 	if m0, m1 := uint32(at.Unix()), uint32(at.Unix()+60); len(perMinute) != 2 || perMinute[m0] != 400 || perMinute[m1] != 300 {
 		t.Fatalf("overflow points per minute %v: want 400 at %d and 300 at %d", perMinute, m0, m1)
 	}
+
+	// Everything replayed (the group rewound, as after a crash before any commit) by a new worker
+	// that knows no series: each point goes where it was counted, and no row changes.
+	before := rollupRows(t, conn, db)
+	rewind(t, e, cfg.Group)
+	w2, _ := runGuarded(t, e, cfg, conn, io.Discard, len(ms))
+	if s := w2.Stats(); s.Replayed == 0 || s.OverflowPoints != 0 || s.NewSeries != 0 {
+		t.Fatalf("replay stats %+v: every point was counted already", s)
+	}
+	if after := rollupRows(t, conn, db); after != before {
+		t.Fatalf("the replay changed the rollup rows:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// runGuarded runs a worker, registered with a new registry and logging to logs, until it has
+// stored n records, and stops it.
+func runGuarded(t *testing.T, e env, cfg consumer.Config, conn driver.Conn, logs io.Writer, n int) (*consumer.Worker, *prometheus.Registry) {
+	t.Helper()
+	sink, err := consumer.NewClickHouseSink(conn, e.ch.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := w.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	waitFor(t, "every point to be stored", 90*time.Second, func() bool { return w.Stats().Written >= uint64(n) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return w, reg
+}
+
+// rewind commits offset 0 for every partition of the metrics topic: the group consumes it again.
+func rewind(t *testing.T, e env, group string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	offsets := kadm.Offsets{}
+	for p := range int32(4) {
+		offsets.Add(kadm.Offset{Topic: e.kcfg.MetricsTopic, Partition: p, At: 0, LeaderEpoch: -1})
+	}
+	if _, err := kadm.NewClient(cl).CommitOffsets(context.Background(), group, offsets); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rollupRows renders every rollup row (latest version) in key order.
+func rollupRows(t *testing.T, conn driver.Conn, db string) string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT series_id, tier, toUInt32(window_start), source_partition, last_offset, count, sum FROM "+
+		db+".rollups FINAL ORDER BY series_id, tier, window_start, source_partition")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, last, n uint64
+		var tier, start, part uint32
+		var sum float64
+		if err := rows.Scan(&id, &tier, &start, &part, &last, &n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%x/%d/%d/%d:%d,%d,%v;", id, tier, start, part, last, n, sum)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 // readAgg reads rows of (tenant, name, type, window, count, sum, min, max), keyed by the first four.
