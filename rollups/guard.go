@@ -20,6 +20,9 @@ const overflowAttrJSON = `{"tributary.overflow":"true"}`
 // budgetMinutes is how many of a tenant's latest event-time minutes have a budget of their own.
 const budgetMinutes = 4
 
+// maxCapped bounds the Capped reports held between TakeCapped calls; Stats.Capped counts them all.
+const maxCapped = 1000
+
 // Overflow returns the overflow series of s's metric: the same tenant, name, unit and aggregation
 // type, with the attributes {"tributary.overflow": "true"}. Its id depends on nothing else, so every
 // process and every replay counts a metric's overflow in the same series.
@@ -195,7 +198,9 @@ func (e *Engine) route(p *Point, ps *partState, now time.Time) (*Series, []*Wind
 	if !b.capped {
 		b.capped = true
 		e.stats.Capped++
-		g.capped = append(g.capped, Capped{Tenant: s.Tenant, Minute: time.Unix(b.minute*60, 0).UTC(), Late: b.late})
+		if len(g.capped) < maxCapped {
+			g.capped = append(g.capped, Capped{Tenant: s.Tenant, Minute: time.Unix(b.minute*60, 0).UTC(), Late: b.late})
+		}
 	}
 	e.stats.Overflow++
 	for _, w := range over {
@@ -239,7 +244,7 @@ func stored(ws []*Window) bool {
 }
 
 // TakeCapped returns the tenants that reached MaxNewSeries in a minute since the last call, each
-// tenant and minute once.
+// tenant and minute once (at most 1,000; Stats.Capped counts every one).
 func (e *Engine) TakeCapped() []Capped {
 	if e.guard == nil {
 		return nil
