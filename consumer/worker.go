@@ -52,6 +52,10 @@ type Stats struct {
 	// DedupeHorizon is how long ago the oldest metric id the rollups remember was counted: a
 	// re-send within it counts once.
 	DedupeHorizon time.Duration
+	// The label-cardinality guard (RollupMaxNewSeries): new series admitted against a tenant's
+	// minute budget, points rolled up under an overflow series because their series was new past
+	// the cap, tenant-minutes in which a tenant reached the cap, and series ids it remembers.
+	NewSeries, OverflowPoints, CappedMinutes, KnownSeries uint64
 }
 
 // Dead-letter headers: why a record was refused and where it came from.
@@ -83,7 +87,7 @@ type Worker struct {
 
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
 	late, replayed, open, closed, refused, rollupSkipped, outboxDropped      atomic.Uint64
-	resent                                                                   atomic.Uint64
+	resent, newSeries, overflow, capped, known                               atomic.Uint64
 	horizon                                                                  atomic.Int64 // nanoseconds
 }
 
@@ -145,6 +149,7 @@ func (w *Worker) Stats() Stats {
 		Replayed: w.replayed.Load(), OpenWindows: w.open.Load(), ClosedWindow: w.closed.Load(),
 		Refused: w.refused.Load(), RollupSkip: w.rollupSkipped.Load(), OutboxDrop: w.outboxDropped.Load(),
 		Resent: w.resent.Load(), DedupeHorizon: time.Duration(w.horizon.Load()),
+		NewSeries: w.newSeries.Load(), OverflowPoints: w.overflow.Load(), CappedMinutes: w.capped.Load(), KnownSeries: w.known.Load(),
 	}
 }
 
@@ -522,6 +527,10 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 		if err := e.Apply(b.Points); err != nil {
 			return err
 		}
+		for _, c := range e.TakeCapped() {
+			w.log.Warn("tenant reached the new-series cap for a minute; its further new series of that minute roll up under their metric's overflow series, stored raw as usual",
+				"tenant", c.Tenant, "minute", c.Minute, "late", c.Late, "cap", w.cfg.RollupMaxNewSeries)
+		}
 		e.Touch(b.partitions(), now)
 		b.rollupsApplied = true
 	}
@@ -543,6 +552,10 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	w.closed.Store(s.Closed)
 	w.resent.Store(s.Resent)
 	w.horizon.Store(int64(e.DedupeHorizon(now)))
+	w.newSeries.Store(s.NewSeries)
+	w.overflow.Store(s.Overflow)
+	w.capped.Store(s.Capped)
+	w.known.Store(uint64(e.KnownSeries()))
 	w.open.Store(uint64(e.Len()))
 	b.rollupsWritten = true
 	return nil

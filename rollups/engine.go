@@ -23,10 +23,21 @@ type Config struct {
 	// DedupeIDs is how many of the latest points' record ids (Point.ID) the engine remembers: a
 	// point whose id it remembers is a re-sent record and is not counted again. 0 turns it off.
 	DedupeIDs int
+	// MaxNewSeries is the label-cardinality guard: how many new series a tenant may start per
+	// minute of event time. A point of a new series past it is counted under its metric's overflow
+	// series (Series.Overflow) and in Stats.Overflow. 0 turns the guard off.
+	MaxNewSeries int
+	// KnownSeries bounds the series ids the guard remembers as not new (at least MaxNewSeries); a
+	// series forgotten is new again when it returns. Used only with MaxNewSeries.
+	KnownSeries int
+	// NewSeriesGrace: for this long (wall clock) after the engine first counts a point of a
+	// partition (at start, or when the partition comes back after Forget), new series in it are
+	// admitted without the cap, so the series it had before are learnt. 0: capped from the start.
+	NewSeriesGrace time.Duration
 }
 
 // DefaultConfig returns 1-minute and 1-hour tiers, 30 s lateness, 1 min idle timeout, 200,000
-// windows.
+// windows, no dedupe and no guard.
 func DefaultConfig() Config {
 	return Config{Tiers: []time.Duration{time.Minute, time.Hour}, Lateness: 30 * time.Second, IdleTimeout: time.Minute, MaxWindows: 200000}
 }
@@ -50,6 +61,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollup max windows %d: must be at least 1", c.MaxWindows)
 	case c.DedupeIDs < 0:
 		return fmt.Errorf("rollup dedupe ids %d: must not be negative", c.DedupeIDs)
+	case c.MaxNewSeries < 0:
+		return fmt.Errorf("rollup max new series per minute %d: must not be negative (0 turns the guard off)", c.MaxNewSeries)
+	case c.MaxNewSeries > 0 && c.KnownSeries < c.MaxNewSeries:
+		return fmt.Errorf("rollup known series %d: must be at least the max new series per minute (%d)", c.KnownSeries, c.MaxNewSeries)
+	case c.NewSeriesGrace < 0:
+		return fmt.Errorf("rollup new series grace %v: must not be negative", c.NewSeriesGrace)
 	}
 	return nil
 }
@@ -87,6 +104,7 @@ type Point struct {
 type partState struct {
 	maxTS    int64 // newest event time seen, microseconds
 	lastSeen time.Time
+	since    time.Time // wall clock when its first point was counted, for NewSeriesGrace
 }
 
 // Stats counts what an Engine did.
@@ -97,6 +115,10 @@ type Stats struct {
 	Closed   uint64 // windows closed by the watermark
 	Shed     uint64 // windows dropped from memory by MaxWindows
 	Resent   uint64 // points skipped because their record id was counted already (a re-sent record)
+	// The guard (MaxNewSeries): new series admitted against a tenant's minute budget, points counted
+	// under an overflow series because their series was new past the cap, and tenant-minutes in
+	// which a tenant reached the cap.
+	NewSeries, Overflow, Capped uint64
 }
 
 // Engine rolls points up into tumbling event-time windows per series and tier. It does no I/O: the
@@ -113,9 +135,14 @@ type Engine struct {
 	parts   map[int32]*partState
 	stats   Stats
 	recent  *recent // nil when DedupeIDs is 0
+	guard   *guard  // nil when MaxNewSeries is 0
+	now     func() time.Time
 	stored  map[int32]*anchor
+
 	removed   int // series ids held in every anchor's removed sets
 	forgotten int // removed sets folded into floors (maxRemembered)
+
+	own, over []*Window // scratch: a point's windows, one per tier, of its series and its overflow series
 }
 
 // New returns an engine; cfg must be valid.
@@ -123,12 +150,17 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState), stored: make(map[int32]*anchor)}
+	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState), now: time.Now,
+		stored: make(map[int32]*anchor)}
 	for _, t := range cfg.Tiers {
 		e.tiers = append(e.tiers, int64(t/time.Second))
 	}
+	e.own, e.over = make([]*Window, len(e.tiers)), make([]*Window, len(e.tiers))
 	if cfg.DedupeIDs > 0 {
 		e.recent = newRecent(cfg.DedupeIDs)
+	}
+	if cfg.MaxNewSeries > 0 {
+		e.guard = newGuard(cfg)
 	}
 	return e, nil
 }
@@ -147,23 +179,24 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func (e *Engine) key(p *Point, tier int64) Key {
+// key is the key of series' window of tier that p falls in.
+func (e *Engine) key(series uint64, p *Point, tier int64) Key {
 	sec := floorDiv(p.TS, 1_000_000)
-	return Key{Series: p.Series.ID, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
+	return Key{Series: series, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
 }
 
 // Missing returns the keys that points touch, that the engine does not hold and that may have a
 // stored row, each once: the caller looks them up in the store and passes what it found to
-// Resolve. A key of an anchored partition (see Anchor) that cannot have a stored row (a window
-// newer than anything stored when the partition was anchored, and not written and dropped by this
-// engine since) is not returned: Missing installs it empty, so a batch of new series costs no
-// lookup.
+// Resolve. With the guard on, a point also touches its metric's overflow series. A key of an
+// anchored partition (see Anchor) that cannot have a stored row (a window newer than anything
+// stored when the partition was anchored, and not written and dropped by this engine since) is
+// not returned: Missing installs it empty, so a batch of new series costs no lookup.
 func (e *Engine) Missing(points []Point) []Key {
 	seen := map[Key]bool{}
 	var out []Key
-	for i := range points {
+	add := func(series uint64, p *Point) {
 		for _, t := range e.tiers {
-			k := e.key(&points[i], t)
+			k := e.key(series, p, t)
 			if _, ok := e.windows[k]; ok || seen[k] {
 				continue
 			}
@@ -173,6 +206,13 @@ func (e *Engine) Missing(points []Point) []Key {
 				continue
 			}
 			out = append(out, k)
+		}
+	}
+	for i := range points {
+		p := &points[i]
+		add(p.Series.ID, p)
+		if e.guard != nil {
+			add(overflowID(p.Series), p)
 		}
 	}
 	return out
@@ -321,9 +361,14 @@ var ErrUnresolved = errors.New("rollups: window not resolved before Apply")
 
 // Apply counts points, which must be in offset order within each partition, into their windows.
 // Every window they touch must be held (see Missing and Resolve). A point whose ID the engine
-// remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent.
+// remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent. With
+// the guard on (Config.MaxNewSeries), a point of a new series past its tenant's cap is counted
+// under its metric's overflow series instead (see route).
 func (e *Engine) Apply(points []Point) error {
-	now := time.Now().Unix()
+	now := e.now()
+	if e.guard != nil {
+		e.guard.prune(floorDiv(now.Unix(), 60))
+	}
 	for i := range points {
 		p := &points[i]
 		if e.recent != nil && p.ID != 0 {
@@ -331,20 +376,21 @@ func (e *Engine) Apply(points []Point) error {
 				e.stats.Resent++
 				continue
 			}
-			e.recent.add(p.ID, now)
+			e.recent.add(p.ID, now.Unix())
 		}
 		ps := e.parts[p.Partition]
 		if ps == nil {
-			ps = &partState{maxTS: p.TS}
+			ps = &partState{maxTS: p.TS, since: now}
 			e.parts[p.Partition] = ps
 		}
+		series, windows, err := e.route(p, ps, now)
+		if err != nil {
+			return err
+		}
 		for j, t := range e.tiers {
-			w, ok := e.windows[e.key(p, t)]
-			if !ok {
-				return fmt.Errorf("%w: series %x tier %ds", ErrUnresolved, p.Series.ID, t)
-			}
+			w := windows[j]
 			if w.Series == nil {
-				w.Series, w.Agg = p.Series, NewAggregate(p.Series.Type)
+				w.Series, w.Agg = series, NewAggregate(series.Type)
 			}
 			if p.Offset <= w.Agg.LastOffset {
 				e.stats.Replayed++

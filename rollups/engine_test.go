@@ -318,9 +318,19 @@ func TestIdlePartitionClosesByWallClock(t *testing.T) {
 }
 
 func BenchmarkEngineApply(b *testing.B) {
-	for _, typ := range []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram} {
-		b.Run(string(typ), func(b *testing.B) {
+	for _, bc := range []struct {
+		typ     schemas.AggregationType
+		guarded bool
+	}{{schemas.Counter, false}, {schemas.Gauge, false}, {schemas.Histogram, false}, {schemas.Counter, true}} {
+		typ, name := bc.typ, string(bc.typ)
+		if bc.guarded {
+			name += "-guarded" // with the label-cardinality guard: every point also looks at its overflow series
+		}
+		b.Run(name, func(b *testing.B) {
 			cfg := DefaultConfig()
+			if bc.guarded {
+				cfg.MaxNewSeries, cfg.KnownSeries = 10000, 1000000
+			}
 			e, _ := New(cfg)
 			var series []*Series
 			for i := range 100 {
