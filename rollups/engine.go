@@ -3,6 +3,7 @@ package rollups
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -250,7 +251,7 @@ func (e *Engine) Unanchored(points []Point) map[int32]int64 {
 // since or at or before latest, and windows this engine wrote and then closed or shed. Call it
 // before the engine writes any window of p (after New or Forget), with the store's answer.
 func (e *Engine) Anchor(p int32, since int64, latest map[int32]int64) {
-	a := &anchor{floor: map[int32]int64{}, removed: map[tierStart]map[uint64]struct{}{}}
+	a := &anchor{floor: map[int32]int64{}, removed: map[tierStart]*idSet{}}
 	for _, t := range e.tiers {
 		a.floor[int32(t)] = since - 1
 		if l, ok := latest[int32(t)]; ok {
@@ -263,7 +264,7 @@ func (e *Engine) Anchor(p int32, since int64, latest map[int32]int64) {
 
 // maxRemembered bounds the series ids the anchors remember of windows the engine dropped from
 // memory after storing them (closed or shed): past it the oldest window starts are forgotten, and
-// every key at or before them is looked up again. About 10 bytes per id.
+// every key at or before them is looked up again. About 10 bytes per id (idSet).
 func (e *Engine) maxRemembered() int { return 10 * e.cfg.MaxWindows }
 
 // dropped records that w, stored, left memory: a later point in its window must load it.
@@ -275,11 +276,10 @@ func (e *Engine) dropped(w *Window) {
 	ts := tierStart{w.Tier, w.Start}
 	set := a.removed[ts]
 	if set == nil {
-		set = map[uint64]struct{}{}
+		set = &idSet{}
 		a.removed[ts] = set
 	}
-	if _, ok := set[w.Series.ID]; !ok {
-		set[w.Series.ID] = struct{}{}
+	if set.add(w.Series.ID) {
 		e.removed++
 	}
 	for e.removed > e.maxRemembered() {
@@ -306,7 +306,7 @@ func (e *Engine) forgetOldest() {
 		return
 	}
 	a := e.stored[op]
-	e.removed -= len(a.removed[ots])
+	e.removed -= a.removed[ots].len()
 	delete(a.removed, ots)
 	e.forgotten++
 	a.floor[ots.tier] = max(a.floor[ots.tier], ots.start)
@@ -316,7 +316,7 @@ func (e *Engine) forgetOldest() {
 func (e *Engine) drop(p int32) {
 	if a := e.stored[p]; a != nil {
 		for _, set := range a.removed {
-			e.removed -= len(set)
+			e.removed -= set.len()
 		}
 		delete(e.stored, p)
 	}
@@ -327,7 +327,7 @@ type anchor struct {
 	// floor, per tier: a window starting at or before it may have a stored row.
 	floor map[int32]int64
 	// removed: the series of windows after floor that were stored and then left memory.
-	removed map[tierStart]map[uint64]struct{}
+	removed map[tierStart]*idSet
 }
 
 type tierStart struct {
@@ -339,8 +339,8 @@ func (a *anchor) mayHold(k Key) bool {
 	if k.Start <= a.floor[k.Tier] {
 		return true
 	}
-	_, ok := a.removed[tierStart{k.Tier, k.Start}][k.Series]
-	return ok
+	set := a.removed[tierStart{k.Tier, k.Start}]
+	return set != nil && set.has(k.Series)
 }
 
 // Resolve installs the stored windows found for keys; keys without one start empty.
@@ -543,3 +543,52 @@ func (e *Engine) Forget(p int32) {
 	delete(e.parts, p)
 	e.drop(p)
 }
+
+// idSet is a compact set of series ids: a sorted slice plus a map of the latest additions, merged
+// into the slice once it holds an eighth as many (at least idSetTail). About 10 bytes an id, where
+// a map alone takes over 20.
+type idSet struct {
+	sorted []uint64
+	tail   map[uint64]struct{}
+}
+
+const idSetTail = 4096
+
+func (s *idSet) has(id uint64) bool {
+	if _, ok := s.tail[id]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearch(s.sorted, id)
+	return ok
+}
+
+// add adds id and reports whether it was not there yet.
+func (s *idSet) add(id uint64) bool {
+	if s.has(id) {
+		return false
+	}
+	if s.tail == nil {
+		s.tail = map[uint64]struct{}{}
+	}
+	s.tail[id] = struct{}{}
+	if len(s.tail) >= max(idSetTail, len(s.sorted)/8) {
+		add := make([]uint64, 0, len(s.tail))
+		for id := range s.tail {
+			add = append(add, id)
+		}
+		slices.Sort(add)
+		merged := make([]uint64, 0, len(s.sorted)+len(add))
+		i, j := 0, 0
+		for i < len(s.sorted) && j < len(add) {
+			if s.sorted[i] < add[j] {
+				merged, i = append(merged, s.sorted[i]), i+1
+			} else {
+				merged, j = append(merged, add[j]), j+1
+			}
+		}
+		s.sorted, s.tail = append(append(merged, s.sorted[i:]...), add[j:]...), nil
+	}
+	return true
+}
+
+func (s *idSet) len() int { return len(s.sorted) + len(s.tail) }

@@ -3,6 +3,7 @@ package rollups
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -354,5 +355,29 @@ func BenchmarkEngineApply(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+func TestIDSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s idSet
+	want := map[uint64]bool{}
+	for range 100000 {
+		id := rng.Uint64N(60000) // about half the additions repeat an id
+		if got := s.add(id); got == want[id] {
+			t.Fatalf("add(%d) = %v with the id already there: %v", id, got, want[id])
+		}
+		want[id] = true
+	}
+	if s.len() != len(want) {
+		t.Fatalf("len %d, want %d", s.len(), len(want))
+	}
+	for id := range uint64(60000) {
+		if s.has(id) != want[id] {
+			t.Fatalf("has(%d) = %v, want %v", id, s.has(id), want[id])
+		}
+	}
+	if len(s.sorted) == 0 || !slices.IsSorted(s.sorted) {
+		t.Fatal("the additions were never merged into a sorted slice")
 	}
 }
