@@ -1,12 +1,20 @@
 package docscheck
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/tributary/tributary/internal/testenv"
 )
@@ -62,6 +70,8 @@ var runners = map[string]string{
 	"sql":    "TestSQLBlocksRun (the real ClickHouse, on loaded data)",
 	"python": "TestPythonBlocksRun (deploy/docs/venv.sh's Python, the real broker)",
 	"java":   "TestJavaBlocksRun (javac and java with deploy/interop's libraries)",
+	"json":   "TestDataBlocksParse (a JSON value, or JSON lines)",
+	"yaml":   "TestDataBlocksParse (YAML)",
 }
 
 // Every code block in docs/ is run by a test: a block in another language, or with none, fails
@@ -73,7 +83,42 @@ func TestEveryBlockHasARunner(t *testing.T) {
 	}
 	for _, b := range blocks {
 		if _, ok := runners[b.lang]; !ok {
-			t.Errorf("%s: no test runs %q blocks (runners: sql, python, java); tag the block or add a runner to internal/docscheck", b, b.lang)
+			t.Errorf("%s: no test runs %q blocks (runners: %s); tag the block or add a runner to internal/docscheck",
+				b, b.lang, strings.Join(slices.Sorted(maps.Keys(runners)), ", "))
+		}
+	}
+}
+
+// Data blocks cannot run; each JSON block is JSON (one value or JSON lines), each YAML block YAML.
+func TestDataBlocksParse(t *testing.T) {
+	for _, b := range docBlocks(t) {
+		var err error
+		switch b.lang {
+		case "json":
+			dec := json.NewDecoder(strings.NewReader(b.code))
+			for n := 0; ; n++ {
+				var v any
+				if e := dec.Decode(&v); e != nil {
+					if !errors.Is(e, io.EOF) || n == 0 {
+						err = e
+					}
+					break
+				}
+			}
+		case "yaml":
+			dec := yaml.NewDecoder(bytes.NewReader([]byte(b.code)))
+			for {
+				var v any
+				if e := dec.Decode(&v); e != nil {
+					if !errors.Is(e, io.EOF) {
+						err = e
+					}
+					break
+				}
+			}
+		}
+		if err != nil {
+			t.Errorf("%s does not parse: %v\n%s", b, err, b.code)
 		}
 	}
 }
