@@ -98,7 +98,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/traces/{trace_id}", s.instrument("trace", s.authenticate(s.trace)))
 	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.authenticate(s.metrics)))
 	mux.HandleFunc("GET /v1/aggregate", s.instrument("aggregate", s.authenticate(s.aggregate)))
-	mux.HandleFunc("GET /ui/", serveUI)
+	mux.Handle("GET /ui/", uiHandler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
