@@ -5,6 +5,7 @@
 source "$(dirname "$0")/../lib.sh"
 DIR=$STATE/docs-venv
 REQ=$ROOT/deploy/docs/requirements.txt
+mkdir -p "$STATE" && exec 9>"$STATE/docs-venv.lock" && flock 9   # one install at a time
 if ! cmp -s "$DIR/.complete" "$REQ"; then
 	command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
 	rm -rf "$DIR"
