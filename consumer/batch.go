@@ -33,6 +33,9 @@ type Batch struct {
 
 	// Stages already done, so a retry after a partial failure does not repeat them.
 	eventsWritten, metricsWritten, rollupsApplied, rollupsWritten, outboxSent bool
+	// isolation is the progress of writing the events' (0) or metrics' (1) rows in parts after
+	// ClickHouse refused them as a whole (see Worker.isolateRaw); nil when not under way.
+	isolation [2]*isolation
 }
 
 type partition struct {

@@ -318,7 +318,7 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 			return fmt.Errorf("store batch of %d records: %w", b.Len(), ctx.Err())
 		}
 		if IsPermanent(rawErr) {
-			rawErr = w.isolateRaw(ctx, cl, b, rawErr)
+			rawErr = w.isolateRaw(ctx, b, rawErr)
 		}
 		if IsPermanent(rollErr) {
 			w.skipRollups(b, rollErr)
@@ -365,6 +365,10 @@ func (w *Worker) attempt(ctx context.Context, cl *kgo.Client, b *Batch) (rawErr,
 	defer cancel()
 	raw := make(chan error, 1)
 	go func() {
+		if b.isolating() {
+			raw <- errResumeIsolation // flush resumes writing the refused rows in parts
+			return
+		}
 		start := time.Now()
 		err := w.store.Write(ctx, b)
 		if err == nil && b.Len() > 0 {
@@ -374,58 +378,6 @@ func (w *Worker) attempt(ctx context.Context, cl *kgo.Client, b *Batch) (rawErr,
 	}()
 	rollErr = w.rollUpAndPublish(ctx, cl, b)
 	return <-raw, rollErr
-}
-
-// isolateRaw writes the raw rows of b that are not yet stored in halves, after ClickHouse refused
-// them as a whole for their content (cause): a row refused on its own goes to the dead-letter
-// topic with ClickHouse's reason, and the rest is stored. It returns a retryable error if one
-// interrupts it (the next attempt starts over; rows written twice collapse on their identity).
-func (w *Worker) isolateRaw(ctx context.Context, cl *kgo.Client, b *Batch, cause error) error {
-	w.log.Error("ClickHouse refused a batch's rows for their content; writing it in parts and dead-lettering the rows it refuses",
-		"records", b.Len(), "err", cause)
-	var dead []*kgo.Record
-	var bisect func(sub *Batch, events bool, err error) error
-	bisect = func(sub *Batch, events bool, err error) error {
-		n := sub.rawRows(events)
-		if n == 1 {
-			dead = append(dead, w.deadLetter(sub.rawSources(events)[0], "clickhouse refused the row: "+err.Error()))
-			return nil
-		}
-		for _, half := range []*Batch{sub.rawSlice(events, 0, n/2), sub.rawSlice(events, n/2, n)} {
-			actx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-			err := w.store.Write(actx, half)
-			cancel()
-			if err != nil && !IsPermanent(err) {
-				return err
-			}
-			if err != nil {
-				if err := bisect(half, events, err); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-	for _, events := range []bool{true, false} {
-		if *b.rawWritten(events) || b.rawRows(events) == 0 {
-			continue
-		}
-		if err := bisect(b, events, cause); err != nil {
-			return err
-		}
-		if len(dead) > 0 {
-			actx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-			err := cl.ProduceSync(actx, dead...).FirstErr()
-			cancel()
-			if err != nil {
-				return fmt.Errorf("produce %d dead letters of refused rows: %w", len(dead), err)
-			}
-			w.refused.Add(uint64(len(dead)))
-			dead = nil
-		}
-		*b.rawWritten(events) = true
-	}
-	return nil
 }
 
 // skipRollups leaves b's points out of the rollups after storing them failed permanently (cause):

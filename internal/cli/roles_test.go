@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/internal/testenv/chaosproxy"
 )
 
 func freeAddr(t *testing.T) string {
@@ -154,29 +155,7 @@ func TestConsumerWaitsForClickHouse(t *testing.T) {
 	}
 
 	// ClickHouse "comes back": a proxy to the real server listens on the consumer's address.
-	ln, err := net.Listen("tcp", chAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", ch.Addr[0])
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c) }()
-				_, _ = io.Copy(c, up)
-			}()
-		}
-	}()
+	chaosproxy.Start(t, chaosproxy.Config{Addr: chAddr, Upstream: ch.Addr[0]})
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get("http://" + metricsAddr + "/readyz")

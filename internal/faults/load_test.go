@@ -93,12 +93,18 @@ func workerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config 
 // runWorker runs a consumer worker in this process until the test ends.
 func runWorker(t *testing.T, cfg consumer.Config) *consumer.Worker {
 	t.Helper()
+	return runWorkerLogging(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// runWorkerLogging is runWorker logging to log.
+func runWorkerLogging(t *testing.T, cfg consumer.Config, log *slog.Logger) *consumer.Worker {
+	t.Helper()
 	conn, err := chdb.Open(context.Background(), cfg.ClickHouse, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink, _ := consumer.NewClickHouseSink(conn, cfg.ClickHouse.Database)
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := consumer.New(cfg, sink, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,3 +119,79 @@ func CheckRollups(t testing.TB, got map[WindowKey]*Merged, ms []schemas.Metric, 
 		}
 	}
 }
+
+// rawWindowsSQL and rollupWindowsSQL read one tier's (%[2]d) windows per series of database %[1]s
+// with the same columns: from the raw metrics, and from the rollups merged over source partitions.
+const (
+	rawWindowsSQL = `
+SELECT tenant, name, unit, toString(aggregation_type), attributes, toUInt32(intDiv(toUInt32(timestamp), %[2]d) * %[2]d) AS ws,
+       count(), sum(value), min(value), max(value)
+FROM %[1]s.metrics FINAL WHERE %[3]s
+GROUP BY tenant, name, unit, aggregation_type, attributes, ws`
+	rollupWindowsSQL = `
+SELECT tenant, name, unit, toString(aggregation_type), attributes, toUInt32(window_start) AS ws,
+       sum(count), sum(sum), min(min), max(max)
+FROM %[1]s.rollups FINAL WHERE tier = %[2]d AND %[3]s
+GROUP BY tenant, name, unit, aggregation_type, attributes, window_start`
+)
+
+type seriesWindow struct {
+	tenant, name, unit, typ, attrs string
+	start                          uint32
+}
+
+type windowAgg struct {
+	n             uint64
+	sum, min, max float64
+}
+
+func readWindows(t testing.TB, conn driver.Conn, q string) map[seriesWindow]windowAgg {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	out := map[seriesWindow]windowAgg{}
+	for rows.Next() {
+		var k seriesWindow
+		var a windowAgg
+		if err := rows.Scan(&k.tenant, &k.name, &k.unit, &k.typ, &k.attrs, &k.start, &a.n, &a.sum, &a.min, &a.max); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = a
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// RollupsMatchRaw checks with SQL over database's tables that, for every series and window of each
+// tier (in seconds), the rollups merged over source partitions hold exactly the count, min and max
+// of the raw metrics (FINAL) and their sum up to rounding, with no window on one side only. where
+// is a condition on the columns both tables have (tenant, name, unit, aggregation_type, attributes)
+// choosing the series compared, "1" for all. It returns the number of windows compared.
+func RollupsMatchRaw(t testing.TB, conn driver.Conn, database string, tiers []int64, where string) int {
+	t.Helper()
+	compared := 0
+	for _, tier := range tiers {
+		raw := readWindows(t, conn, fmt.Sprintf(rawWindowsSQL, database, tier, where))
+		rolled := readWindows(t, conn, fmt.Sprintf(rollupWindowsSQL, database, tier, where))
+		if len(raw) != len(rolled) {
+			t.Fatalf("tier %ds: %d windows in the raw metrics, %d in the rollups", tier, len(raw), len(rolled))
+		}
+		for k, r := range raw {
+			g, ok := rolled[k]
+			if !ok {
+				t.Fatalf("tier %ds: window %+v of the raw metrics has no rollup", tier, k)
+			}
+			if g.n != r.n || g.min != r.min || g.max != r.max || math.Abs(g.sum-r.sum) > 1e-9*math.Max(1, math.Abs(r.sum)) {
+				t.Fatalf("tier %ds: window %+v: rollups n=%d sum=%v min=%v max=%v, raw n=%d sum=%v min=%v max=%v",
+					tier, k, g.n, g.sum, g.min, g.max, r.n, r.sum, r.min, r.max)
+			}
+		}
+		compared += len(raw)
+	}
+	return compared
+}
