@@ -7,6 +7,8 @@ cd "$ROOT"
 
 # The UI test drives Debian's Chromium headless.
 command -v chromium >/dev/null 2>&1 || apt_install chromium
+# internal/chdbcheck replays every statement on current ClickHouse releases (chdb, from PyPI).
+bash "$ROOT/deploy/chdb.sh" install
 
 start_servers
 
