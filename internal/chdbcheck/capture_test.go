@@ -94,6 +94,13 @@ func (r *recorder) open(t *testing.T, addr, database string) *captureConn {
 	return &captureConn{Conn: conn, rec: r, database: database}
 }
 
+// at names the code path that sends the next statements.
+func (r *recorder) at(origin string) {
+	r.mu.Lock()
+	r.origin = origin
+	r.mu.Unlock()
+}
+
 // begin starts a statement: it takes the lock that end releases.
 func (r *recorder) begin(ctx context.Context, kind, database string) *step {
 	r.mu.Lock()

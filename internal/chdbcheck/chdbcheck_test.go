@@ -168,22 +168,30 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 
 var sqlBlock = regexp.MustCompile("(?s)```sql\n(.*?)```")
 
-// analystsGuide runs every SQL block of docs/analysts.md.
+// analystsGuide runs every SQL block of docs/ (the analysts' guide, docs/analysts.md, has them),
+// as internal/docscheck runs them.
 func analystsGuide(t *testing.T, rec *recorder, conn driver.Conn, db, root string) {
-	doc, err := os.ReadFile(filepath.Join(root, "docs/analysts.md"))
+	files, err := filepath.Glob(filepath.Join(root, "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := sqlBlock.FindAllStringSubmatch(string(doc), -1)
-	if len(blocks) == 0 {
-		t.Fatal("no SQL blocks in docs/analysts.md")
-	}
-	for i, b := range blocks {
-		sql := strings.TrimSuffix(strings.TrimSpace(strings.ReplaceAll(b[1], "tributary.", db+".")), ";")
-		for j, stmt := range strings.Split(sql, ";\n") {
-			rec.origin = fmt.Sprintf("docs/analysts.md SQL block %d statement %d", i+1, j+1)
-			queryAll(t, conn, stmt)
+	n := 0
+	for _, f := range files {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for i, b := range sqlBlock.FindAllStringSubmatch(string(doc), -1) {
+			sql := strings.TrimSuffix(strings.TrimSpace(strings.ReplaceAll(b[1], "tributary.", db+".")), ";")
+			for j, stmt := range strings.Split(sql, ";\n") {
+				rec.at(fmt.Sprintf("docs/%s SQL block %d statement %d", filepath.Base(f), i+1, j+1))
+				queryAll(t, conn, stmt)
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no SQL blocks in docs/")
 	}
 }
 
@@ -212,7 +220,7 @@ func dashboard(t *testing.T, rec *recorder, conn driver.Conn, db, root string, b
 				continue
 			}
 			n++
-			rec.origin = fmt.Sprintf("Grafana panel %q", p.Title)
+			rec.at(fmt.Sprintf("Grafana panel %q", p.Title))
 			queryAll(t, conn, strings.NewReplacer("$__fromTime", from, "$__toTime", "now()", "tributary.", db+".").Replace(tg.RawSQL))
 		}
 	}

@@ -11,11 +11,12 @@
 // inserts of events, metrics and rollup windows (arrays and sketches included) and its rollup reads
 // (LoadWindows, and the LatestWindows statement), every query the query service builds (events,
 // traces, attribute filters, metrics, event counts, aggregates from raw rows and from rollups with
-// stored and merged percentiles, tenant-scoped or not), retention, the SQL of docs/analysts.md and
-// the Grafana dashboard's panels. The connection is clickhouse-go's own, so parameters are bound as
-// clickhouse-go binds them: the statement recorded is the text clickhouse-go logs as it sends it
-// (its Logger's "sending query"), an insert's rows are the block the batch sends, and a query's
-// answer is what the code scanned.
+// stored and merged percentiles, tenant-scoped or not), retention, the SQL blocks of docs/ (the
+// analysts' guide) and the Grafana dashboard's panels. The connection is clickhouse-go's own, so
+// parameters are bound as clickhouse-go binds them: the statement recorded is the text
+// clickhouse-go logs as it sends it (its Logger's "sending query"), an insert's rows are the block
+// the batch sends, and a query's answer is what the code scanned. The statements, 18.16's answers
+// and each release's are kept in artifacts/chdbcheck/.
 //
 // It then replays the statements in order on each chdb release (replay.py, one fresh session
 // each) and compares: a statement that fails on any release fails the test, naming the release and

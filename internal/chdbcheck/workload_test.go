@@ -31,18 +31,19 @@ var traces = []string{"550e8400-e29b-41d4-a716-446655440000", "6ba7b810-9dad-11d
 const latestWindowsSQL = "SELECT source_partition, tier, toUInt32(max(window_start)) FROM %s.rollups" +
 	" WHERE window_start >= toDateTime(?) AND source_partition IN (0, 1) GROUP BY source_partition, tier"
 
-// records makes events and metrics around base (every type of attribute value; tenants "" and
-// acme; histograms with negative, zero and positive values; the metrics the dashboard and the
-// analysts' guide read), and old ones that retention drops (45 and 500 days before now).
-func records(t *testing.T, base, now time.Time) (es []schemas.Event, ms, old []schemas.Metric) {
+func normalized(t *testing.T, a map[string]any) map[string]any {
 	t.Helper()
-	norm := func(a map[string]any) map[string]any {
-		n, err := schemas.NormalizeAttributes(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
+	n, err := schemas.NormalizeAttributes(a)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return n
+}
+
+// events makes events around base (every type of attribute value; tenants "" and acme; three
+// traces, one of them none) and three of 45 days before now, which retention drops.
+func events(t *testing.T, base, now time.Time) (es []schemas.Event) {
+	norm := func(a map[string]any) map[string]any { return normalized(t, a) }
 	types := []string{"graph_started", "node_finished", "node_failed", "checkpoint", "node_retry"}
 	for i := range 150 {
 		attrs := map[string]any{"node_id": fmt.Sprintf("transform_%d", i%3), "rows": int64(i * 10), "ratio": float64(i) / 7, "ok": i%2 == 0}
@@ -67,6 +68,14 @@ func records(t *testing.T, base, now time.Time) (es []schemas.Event, ms, old []s
 		es = append(es, schemas.Event{EventID: fmt.Sprintf("old-evt-%d", i), TraceID: traces[0], SpanID: "span-0", Type: "node_finished",
 			Name: "old", Timestamp: now.AddDate(0, 0, -45).Add(time.Duration(i) * time.Second), Attributes: norm(map[string]any{"node_id": "transform_0"})})
 	}
+	return es
+}
+
+// metrics makes metric points around base (histograms with negative, zero and positive values;
+// the metrics the dashboard and the analysts' guide read), and old ones of 500 days before now,
+// which retention drops.
+func metrics(t *testing.T, base, now time.Time) (ms, old []schemas.Metric) {
+	norm := func(a map[string]any) map[string]any { return normalized(t, a) }
 	metric := func(i int, name string, v float64, typ schemas.AggregationType, unit string, attrs map[string]any) {
 		m := schemas.Metric{MetricID: fmt.Sprintf("m-%s-%03d", name, i), Name: name, Value: v, Unit: unit, AggregationType: typ,
 			Timestamp: base.Add(time.Duration(i)*3*time.Second + time.Duration(i)*time.Microsecond), Attributes: norm(attrs),
@@ -109,7 +118,7 @@ func records(t *testing.T, base, now time.Time) (es []schemas.Event, ms, old []s
 		old = append(old, schemas.Metric{MetricID: fmt.Sprintf("old-m-%d", i), Name: "old_gauge", Value: float64(i), Unit: "count",
 			AggregationType: schemas.Gauge, Timestamp: now.AddDate(0, 0, -500).Add(time.Duration(i) * time.Second), Attributes: map[string]any{}})
 	}
-	return es, ms, old
+	return ms, old
 }
 
 // captureWorkload runs Tributary's code paths on the real 18.16 server through rec's connections.
@@ -120,7 +129,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	admin := rec.open(t, addr, "default")
 	t.Cleanup(func() { _ = admin.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 
-	rec.origin = "migrate (internal/chdb, schemas/ddl)"
+	rec.at("migrate (internal/chdb, schemas/ddl)")
 	if _, err := chdb.Migrate(ctx, admin, db); err != nil {
 		t.Fatalf("migrate on 18.16: %v", err)
 	}
@@ -128,15 +137,16 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 
 	now := time.Now().UTC()
 	base := now.Add(-20 * time.Minute).Truncate(time.Minute)
-	es, ms, old := records(t, base, now)
+	es := events(t, base, now)
+	ms, old := metrics(t, base, now)
 	tiers := []time.Duration{time.Minute, time.Hour}
-	rec.origin = "consumer: events and metrics (ClickHouseSink.Write)"
+	rec.at("consumer: events and metrics (ClickHouseSink.Write)")
 	if err := consumer.WriteForTest(ctx, conn, db, es, append(ms, old...)); err != nil {
 		t.Fatal(err)
 	}
 	// Three roll-ups in turn, as successive batches of a worker: the second finds the windows the
 	// first wrote (LoadWindows answers rows) and rewrites them.
-	rec.origin = "consumer: rollups (LoadWindows, WriteWindows)"
+	rec.at("consumer: rollups (LoadWindows, WriteWindows)")
 	half := len(ms) / 2
 	for _, part := range []struct {
 		ms    []schemas.Metric
@@ -146,14 +156,14 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 			t.Fatal(err)
 		}
 	}
-	rec.origin = "consumer: LatestWindows"
+	rec.at("consumer: LatestWindows")
 	queryAll(t, conn, fmt.Sprintf(latestWindowsSQL, db), uint32(base.Add(-2*time.Hour).Unix()))
 
 	queryService(t, rec, conn, db, base)
 	analystsGuide(t, rec, conn, db, root)
 	dashboard(t, rec, conn, db, root, base)
 
-	rec.origin = "retention (internal/retention)"
+	rec.at("retention (internal/retention)")
 	dropped, err := retention.Enforce(ctx, conn, db, retention.Config{EventsDays: 30, MetricsDays: 30, RollupsDays: 400, Interval: time.Hour}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +175,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	if len(tables) != 5 {
 		t.Fatalf("retention dropped partitions of %v; the workload means it to drop old ones of all five tables", tables)
 	}
-	rec.origin = "after retention"
+	rec.at("after retention")
 	for _, table := range []string{"events", "events_by_trace", "events_by_attr", "metrics", "rollups"} {
 		ts := "timestamp"
 		if table == "rollups" {
@@ -248,12 +258,13 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 		defer hs.Close()
 		for _, p := range paths {
 			p = r.Replace(p)
-			rec.origin = "query service GET " + p
+			origin := "query service GET " + p
 			req, _ := http.NewRequest(http.MethodGet, hs.URL+p, nil)
 			if token != "" {
 				req.Header.Set("Authorization", "Bearer "+token)
-				rec.origin += " (tenant acme)"
+				origin += " (tenant acme)"
 			}
+			rec.at(origin)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -261,7 +272,7 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				t.Errorf("%s: HTTP %d on 18.16: %s", rec.origin, resp.StatusCode, body)
+				t.Errorf("%s: HTTP %d on 18.16: %s", origin, resp.StatusCode, body)
 			}
 		}
 	}
