@@ -24,7 +24,8 @@
 // for floats; rows compared in order, or as a multiset where only their order differs) fails too.
 // One column kind is not compared: any(...) in a row whose count() is not 1 (the query service's
 // rollup cells of several window rows), since any() of several rows may pick any of them, and the
-// service reads those columns only in cells of one row.
+// service reads those columns only in cells of one row. Settings sent beside a statement (the
+// query service's max_execution_time) are not replayed.
 //
 // External data: LoadWindows sends its series ids as the external table _series, and the query
 // service's eventsByKey its page keys as page_refs (clickhouse-go's WithExternalTable). ClickHouse
