@@ -51,12 +51,24 @@ type Config struct {
 	// remember, about 40 bytes each: a record re-sent with the same id (a client retry after a
 	// timeout, 503 or 504) while its id is remembered is counted once. 0 turns it off.
 	RollupDedupeIDs int `envconfig:"ROLLUP_DEDUPE_IDS" default:"1000000"`
+	// RollupMaxNewSeries is the label-cardinality guard: how many new series one tenant may start
+	// per minute of event time, in this consumer. The points of a new series past it are stored
+	// raw as usual and rolled up under their metric's overflow series (attributes
+	// {"tributary.overflow":"true"}), counted in tributary_rollup_overflow_points_total. 0 turns
+	// the guard off.
+	RollupMaxNewSeries int `envconfig:"ROLLUP_MAX_NEW_SERIES_PER_MINUTE" default:"10000"`
+	// RollupKnownSeries bounds the series ids the guard remembers as not new (~40 bytes each); a
+	// series not seen while half as many others were admitted is forgotten and new again.
+	RollupKnownSeries int `envconfig:"ROLLUP_KNOWN_SERIES" default:"1000000"`
+	// RollupNewSeriesGrace: for this long after the consumer takes a partition (at start or in a
+	// rebalance) new series in it are not capped, so the series it already had are learnt.
+	RollupNewSeriesGrace time.Duration `envconfig:"ROLLUP_NEW_SERIES_GRACE" default:"1m"`
 }
 
 // RollupConfig returns the rollup engine's configuration.
 func (c Config) RollupConfig() rollups.Config {
 	return rollups.Config{Tiers: c.RollupTiers, Lateness: c.RollupLateness, IdleTimeout: c.RollupIdleTimeout, MaxWindows: c.RollupMaxWindows,
-		DedupeIDs: c.RollupDedupeIDs}
+		DedupeIDs: c.RollupDedupeIDs, MaxNewSeries: c.RollupMaxNewSeries, KnownSeries: c.RollupKnownSeries, NewSeriesGrace: c.RollupNewSeriesGrace}
 }
 
 // Validate reports the first bad setting, naming it.

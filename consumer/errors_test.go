@@ -111,6 +111,26 @@ func (s *chaosSink) LoadWindows(_ context.Context, keys []rollups.Key) ([]*rollu
 	return out, nil
 }
 
+func (s *chaosSink) LatestWindows(_ context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fail, _ := s.roll(); fail {
+		return nil, errChaos
+	}
+	out := map[int32]map[int32]int64{}
+	for k := range s.windows {
+		if t, ok := since[k.Partition]; ok && k.Start >= t {
+			if out[k.Partition] == nil {
+				out[k.Partition] = map[int32]int64{}
+			}
+			if l, ok := out[k.Partition][k.Tier]; !ok || k.Start > l {
+				out[k.Partition][k.Tier] = k.Start
+			}
+		}
+	}
+	return out, nil
+}
+
 func (s *chaosSink) WriteWindows(_ context.Context, ws []*rollups.Window) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -82,6 +82,10 @@ func (w *Worker) Register(reg prometheus.Registerer) error {
 		{Name: "tributary_rollup_skipped_points_total", Help: "Points stored raw but left out of the rollups because storing their rollups failed permanently."},
 		{Name: "tributary_rollup_resent_points_total", Help: "Metric points not counted again by the rollups because their id was counted already (re-sent records)."},
 		{Name: "tributary_rollup_dedupe_horizon_seconds", Help: "How long ago the oldest metric id the rollups remember was counted: a re-send within it counts once.", Gauge: true},
+		{Name: "tributary_rollup_new_series_total", Help: "Series the label-cardinality guard admitted as new against a tenant's minute budget."},
+		{Name: "tributary_rollup_overflow_points_total", Help: "Metric points rolled up under their metric's overflow series because their series was new past the tenant's cap (stored raw as usual)."},
+		{Name: "tributary_rollup_capped_minutes_total", Help: "Times a tenant reached the new-series cap in a minute (each logged)."},
+		{Name: "tributary_rollup_known_series", Help: "Series ids the label-cardinality guard remembers as not new.", Gauge: true},
 		{Name: "tributary_consumer_outbox_dropped_total", Help: "Dead-letter or rollup records Kafka refused even without their value (dropped, logged)."},
 		{Name: "tributary_consumer_lag", Help: "Records between the last polled record and the high watermark, per partition.",
 			Gauge: true, Labels: []string{"topic", "partition"}},
@@ -106,6 +110,8 @@ func (w *Worker) collect(emit func(string, float64, ...string)) {
 		"tributary_rollup_windows_closed_total": s.ClosedWindow, "tributary_rollup_windows_open": s.OpenWindows,
 		"tributary_consumer_refused_rows_total": s.Refused, "tributary_rollup_skipped_points_total": s.RollupSkip,
 		"tributary_consumer_outbox_dropped_total": s.OutboxDrop, "tributary_rollup_resent_points_total": s.Resent,
+		"tributary_rollup_new_series_total": s.NewSeries, "tributary_rollup_overflow_points_total": s.OverflowPoints,
+		"tributary_rollup_capped_minutes_total": s.CappedMinutes, "tributary_rollup_known_series": s.KnownSeries,
 	} {
 		emit(name, float64(v))
 	}

@@ -43,6 +43,9 @@ func (s *gateSink) Write(_ context.Context, b *Batch) error {
 func (s *gateSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
 	return nil, nil
 }
+func (s *gateSink) LatestWindows(context.Context, map[int32]int64) (map[int32]map[int32]int64, error) {
+	return nil, nil
+}
 func (s *gateSink) WriteWindows(context.Context, []*rollups.Window) error { return nil }
 
 // A rebalance forced while a batch is being written does not move its partitions until the batch

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -124,7 +125,7 @@ func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([
 			continue
 		}
 		sr.Type, sr.AttrJSON = schemas.AggregationType(agg), attrs
-		if sr.Attributes, err = schemas.ParseAttributesJSON([]byte(attrs)); err != nil {
+		if _, err = schemas.ParseAttributesJSON([]byte(attrs)); err != nil { // publishing it must not fail later
 			return nil, Permanent(fmt.Errorf("load rollup windows: series %x: %w", sr.ID, err))
 		}
 		a.Count, a.LastTS, a.LastOffset = count, int64(lastTS), int64(lastOffset)
@@ -135,6 +136,47 @@ func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load rollup windows: %w", err)
+	}
+	return out, nil
+}
+
+// LatestWindows returns, for each partition in since, the newest stored window start of each tier
+// at or after since[p] (Unix seconds; tiers without such a row are left out). One statement reads
+// two small columns of the partitions' recent rows; the engine anchors a partition with it once,
+// when the worker starts or is assigned it.
+func (s *ClickHouseSink) LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
+	if len(since) == 0 {
+		return nil, nil
+	}
+	parts := make(map[int32]bool, len(since))
+	lo := int64(math.MaxUint32)
+	for p, t := range since {
+		parts[p] = true
+		lo = min(lo, t)
+	}
+	lo = max(lo, 0)
+	rows, err := s.conn.Query(ctx, "SELECT source_partition, tier, toUInt32(max(window_start)) FROM "+s.database+".rollups"+
+		" WHERE window_start >= toDateTime(?) AND source_partition IN ("+numList(parts)+") GROUP BY source_partition, tier", uint32(lo))
+	if err != nil {
+		return nil, fmt.Errorf("latest rollup windows: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]map[int32]int64{}
+	for rows.Next() {
+		var part, tier, latest uint32
+		if err := rows.Scan(&part, &tier, &latest); err != nil {
+			return nil, fmt.Errorf("latest rollup windows: %w", err)
+		}
+		if int64(latest) < since[int32(part)] {
+			continue
+		}
+		if out[int32(part)] == nil {
+			out[int32(part)] = map[int32]int64{}
+		}
+		out[int32(part)][int32(tier)] = int64(latest)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest rollup windows: %w", err)
 	}
 	return out, nil
 }

@@ -24,6 +24,9 @@ type Store interface {
 	Write(ctx context.Context, b *Batch) error
 	// LoadWindows returns the stored rollup windows of keys (keys without one are left out).
 	LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error)
+	// LatestWindows returns, for each partition in since, the newest stored window start of each
+	// tier at or after since[p] (Unix seconds; tiers without a row are left out).
+	LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error)
 	// WriteWindows stores rollup windows, each replacing its key's older versions.
 	WriteWindows(ctx context.Context, ws []*rollups.Window) error
 }
@@ -49,6 +52,10 @@ type Stats struct {
 	// DedupeHorizon is how long ago the oldest metric id the rollups remember was counted: a
 	// re-send within it counts once.
 	DedupeHorizon time.Duration
+	// The label-cardinality guard (RollupMaxNewSeries): new series admitted against a tenant's
+	// minute budget, points rolled up under an overflow series because their series was new past
+	// the cap, tenant-minutes in which a tenant reached the cap, and series ids it remembers.
+	NewSeries, OverflowPoints, CappedMinutes, KnownSeries uint64
 }
 
 // Dead-letter headers: why a record was refused and where it came from.
@@ -80,7 +87,7 @@ type Worker struct {
 
 	consumed, written, poison, batches, retries, commits, windows, published atomic.Uint64
 	late, replayed, open, closed, refused, rollupSkipped, outboxDropped      atomic.Uint64
-	resent                                                                   atomic.Uint64
+	resent, newSeries, overflow, capped, known                               atomic.Uint64
 	horizon                                                                  atomic.Int64 // nanoseconds
 }
 
@@ -142,6 +149,7 @@ func (w *Worker) Stats() Stats {
 		Replayed: w.replayed.Load(), OpenWindows: w.open.Load(), ClosedWindow: w.closed.Load(),
 		Refused: w.refused.Load(), RollupSkip: w.rollupSkipped.Load(), OutboxDrop: w.outboxDropped.Load(),
 		Resent: w.resent.Load(), DedupeHorizon: time.Duration(w.horizon.Load()),
+		NewSeries: w.newSeries.Load(), OverflowPoints: w.overflow.Load(), CappedMinutes: w.capped.Load(), KnownSeries: w.known.Load(),
 	}
 }
 
@@ -501,6 +509,15 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 		for _, p := range b.revoked {
 			e.Forget(p) // taken away before this batch's records were polled
 		}
+		if since := e.Unanchored(b.Points); len(since) > 0 {
+			latest, err := w.store.LatestWindows(ctx, since)
+			if err != nil {
+				return err
+			}
+			for p, t := range since {
+				e.Anchor(p, t, latest[p])
+			}
+		}
 		missing := e.Missing(b.Points)
 		found, err := w.store.LoadWindows(ctx, missing)
 		if err != nil {
@@ -509,6 +526,10 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 		e.Resolve(missing, found)
 		if err := e.Apply(b.Points); err != nil {
 			return err
+		}
+		for _, c := range e.TakeCapped() {
+			w.log.Warn("tenant reached the new-series cap for a minute; its further new series of that minute roll up under their metric's overflow series, stored raw as usual",
+				"tenant", c.Tenant, "minute", c.Minute, "late", c.Late, "cap", w.cfg.RollupMaxNewSeries)
 		}
 		e.Touch(b.partitions(), now)
 		b.rollupsApplied = true
@@ -531,6 +552,10 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	w.closed.Store(s.Closed)
 	w.resent.Store(s.Resent)
 	w.horizon.Store(int64(e.DedupeHorizon(now)))
+	w.newSeries.Store(s.NewSeries)
+	w.overflow.Store(s.Overflow)
+	w.capped.Store(s.Capped)
+	w.known.Store(uint64(e.KnownSeries()))
 	w.open.Store(uint64(e.Len()))
 	b.rollupsWritten = true
 	return nil
@@ -538,8 +563,12 @@ func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 
 func (w *Worker) rollupRecord(win *rollups.Window, final bool) *kgo.Record {
 	sr, a := win.Series, &win.Agg
+	attrs, err := schemas.ParseAttributesJSON([]byte(sr.AttrJSON))
+	if err != nil { // only a bug can get here: the JSON was written from decoded, checked attributes
+		w.log.Error("publishing a rollup without its attributes", "series", sr.ID, "reason", err)
+	}
 	r := schemas.Rollup{
-		Tenant: sr.Tenant, Name: sr.Name, Unit: sr.Unit, AggregationType: sr.Type, SeriesID: sr.ID, Attributes: sr.Attributes,
+		Tenant: sr.Tenant, Name: sr.Name, Unit: sr.Unit, AggregationType: sr.Type, SeriesID: sr.ID, Attributes: attrs,
 		TierSeconds: win.Tier, WindowStart: time.Unix(win.Start, 0).UTC(), SourcePartition: win.Partition,
 		LastOffset: a.LastOffset, Count: a.Count, Sum: a.Sum, Min: a.Min, Max: a.Max, Last: a.Last,
 		LastTimestamp: time.UnixMicro(a.LastTS).UTC(), Final: final,

@@ -359,7 +359,7 @@ func (c *Client) checkLimits(attrs map[string]any) error {
 				return fmt.Errorf("attribute %q: %w: value of %d bytes, at most %d", k, ErrAttributeLimit, len(x), c.cfg.MaxAttributeValueBytes)
 			}
 		default:
-			if n := len(schemas.AppendAttributesJSON(nil, map[string]any{k: v})); n > c.cfg.MaxAttributeValueBytes {
+			if n := len(schemas.AppendJSONValue(nil, v)); n > c.cfg.MaxAttributeValueBytes {
 				return fmt.Errorf("attribute %q: %w: value of %d bytes as JSON, at most %d", k, ErrAttributeLimit, n, c.cfg.MaxAttributeValueBytes)
 			}
 		}

@@ -137,6 +137,13 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.BatchMaxBytes = 4096 }, "batch max bytes (4096)")
 	f(func(c *Config) { c.MaxRecordBytes = RecordOverhead }, "max record bytes")
 	f(func(c *Config) { c.MaxBufferedBytes = 0 }, "max buffered bytes")
+	// A longer attribute string would be dead-lettered by the consumer's decoder.
+	f(func(c *Config) { c.MaxAttributeValueBytes = schemas.MaxDecodedBytes + 1 }, "max attribute value bytes 1048577")
+	atLimit := offlineConfig()
+	atLimit.MaxAttributeValueBytes = schemas.MaxDecodedBytes
+	if err := atLimit.Validate(); err != nil {
+		t.Errorf("MaxAttributeValueBytes at the decoder's limit: %v", err)
+	}
 }
 
 func TestSeriesKeyIgnoresAttributeOrder(t *testing.T) {
@@ -164,12 +171,16 @@ func TestAttributeLimits(t *testing.T) {
 			t.Errorf("%v: got %v, want ErrAttributeLimit naming %q", attrs, err, want)
 		}
 	}
+	// Each limit at its value, then one past it.
 	f(map[string]any{"a": 1, "b": 2, "c": 3}, "")
 	f(map[string]any{"a": 1, "b": 2, "c": 3, "d": 4}, "4 keys")
-	f(map[string]any{"much_too_long": 1}, "much_too_long")
-	f(map[string]any{"s": strings.Repeat("x", 21)}, `"s"`)
-	f(map[string]any{"l": []any{"aaaaaaaaaa", "bbbbbbbbbb"}}, `"l"`)
-	if s := c.Stats(); s.Invalid != 4 || s.Accepted != 1 {
+	f(map[string]any{"exactly8": 1}, "")
+	f(map[string]any{"ninechars": 1}, "key of 9 bytes, at most 8")
+	f(map[string]any{"s": strings.Repeat("x", 20)}, "")
+	f(map[string]any{"s": strings.Repeat("x", 21)}, "value of 21 bytes, at most 20")
+	f(map[string]any{"l": []any{"aaaaaaa", "bbbbbb"}}, "")                           // ["aaaaaaa","bbbbbb"]: 20 bytes
+	f(map[string]any{"l": []any{"aaaaaaa", "bbbbbbb"}}, "value of 21 bytes as JSON") // 21 bytes
+	if s := c.Stats(); s.Invalid != 4 || s.Accepted != 4 {
 		t.Fatalf("stats %+v", s)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/schemas"
 )
 
 // Config configures a Client (the spec's TelemetryConfig). Read it from the environment with
@@ -39,7 +40,9 @@ type Config struct {
 	SampleRate float64 `envconfig:"SAMPLE_RATE" default:"1"`
 
 	// Attribute limits, checked when a record is made: at most MaxAttributes top-level keys, keys of
-	// at most MaxAttributeKeyBytes, and each value at most MaxAttributeValueBytes as JSON.
+	// at most MaxAttributeKeyBytes, and each value at most MaxAttributeValueBytes (a string's own
+	// bytes, a list's or map's JSON; at most schemas.MaxDecodedBytes, 1 MiB: the consumer's decoder
+	// refuses longer strings).
 	MaxAttributes          int `envconfig:"MAX_ATTRIBUTES" default:"128"`
 	MaxAttributeKeyBytes   int `envconfig:"MAX_ATTRIBUTE_KEY_BYTES" default:"256"`
 	MaxAttributeValueBytes int `envconfig:"MAX_ATTRIBUTE_VALUE_BYTES" default:"16384"`
@@ -86,6 +89,9 @@ func (c Config) Validate() error {
 	case c.MaxAttributes < 1 || c.MaxAttributeKeyBytes < 1 || c.MaxAttributeValueBytes < 1:
 		return fmt.Errorf("producer attribute limits (%d keys, %d key bytes, %d value bytes): must be positive",
 			c.MaxAttributes, c.MaxAttributeKeyBytes, c.MaxAttributeValueBytes)
+	case c.MaxAttributeValueBytes > schemas.MaxDecodedBytes:
+		return fmt.Errorf("producer max attribute value bytes %d: at most %d, the longest string the consumer's decoder reads",
+			c.MaxAttributeValueBytes, schemas.MaxDecodedBytes)
 	case c.Linger < 0:
 		return fmt.Errorf("producer linger %v: must not be negative", c.Linger)
 	case c.BatchMaxBytes < 1024:

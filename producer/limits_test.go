@@ -30,7 +30,7 @@ func TestRecordSizeLimitOnRealBroker(t *testing.T) {
 	topics := testenv.Topics(t, brokers, 1, "events", "metrics")
 	cfg := DefaultConfig()
 	cfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: topics[0], MetricsTopic: topics[1], TopicPartitions: 1, TopicReplication: 1}
-	cfg.Service, cfg.Host, cfg.MaxAttributeValueBytes = "svc", "h", 2<<20
+	cfg.Service, cfg.Host, cfg.MaxAttributeValueBytes = "svc", "h", 1<<20
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -136,5 +136,31 @@ func TestBufferedBytesBound(t *testing.T) {
 	}
 	if s := c.Stats(); s.Accepted != 0 || s.BufferedBytes != 0 {
 		t.Fatalf("stats %+v", s)
+	}
+
+	// A record of exactly MaxBufferedBytes (key and value) fits an empty buffer; one byte more is
+	// refused at once.
+	padded := func(n int) Event { // n >= 128: the pad's length prefix stays 2 bytes
+		return Event{EventID: "e1", Type: "t", Name: "n", Timestamp: time.Unix(1700000000, 0), Attributes: map[string]any{"pad": strings.Repeat("p", n)}}
+	}
+	for _, over := range []int{0, 1} {
+		c := newOffline(t, func(cfg *Config) { cfg.MaxBufferedBytes, cfg.BufferFullTimeout = 2048, 0 })
+		e := padded(1000)
+		r, err := c.prepareEvent(ctx, &e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 1000 + 2048 - int(bufferSize(r)) + over
+		e = padded(n)
+		if r, _ := c.prepareEvent(ctx, &e); bufferSize(r) != int64(2048+over) {
+			t.Fatalf("could not build a record of %d bytes: %d", 2048+over, bufferSize(r))
+		}
+		err = c.RecordEvent(ctx, padded(n))
+		if over == 0 && (err != nil || c.Stats().BufferedBytes != 2048) {
+			t.Fatalf("a record of MaxBufferedBytes: %v, %+v", err, c.Stats())
+		}
+		if over == 1 && (!errors.Is(err, ErrBufferFull) || !strings.Contains(err.Error(), "2049 bytes in one call, the buffer holds 2048")) {
+			t.Fatalf("a record one byte over MaxBufferedBytes: %v, want ErrBufferFull at once naming both sizes", err)
+		}
 	}
 }

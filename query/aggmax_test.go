@@ -249,6 +249,37 @@ func TestAggregateAtTheMaximums(t *testing.T) {
 	f.want400(t, "/v1/aggregate?name=fine&group_by=a,b,c,d,e", "group_by")
 	f.want400(t, "/v1/aggregate?name=fine&group_by=a&top=1001", "top")
 	f.want400(t, "/v1/aggregate?name=fine&top=0", "top")
+	t.Run("series rows", func(t *testing.T) { testMaxSeriesRows(t, f) })
+}
+
+// QUERY_MAX_SERIES_ROWS bounds the bucket x group cells of one answer: at the value it answers,
+// one cell more is a 400 naming group_by (aggregations, raw and rollups) or bucket (event counts).
+func testMaxSeriesRows(t *testing.T, f *aggMaxFixture) {
+	iso := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	rfc := func(tm time.Time) string { return url.QueryEscape(tm.Format(time.RFC3339)) }
+	maxB := time.Duration(f.cfg.MaxBuckets)
+	for _, c := range []struct {
+		path  string
+		cells int
+		param string
+	}{
+		{"/v1/aggregate?name=fine&bucket=1s&group_by=a&aggregates=count&start=" + iso(0) + "&end=" + iso(maxB*time.Second), f.cfg.MaxBuckets, "group_by"},
+		{"/v1/aggregate?name=coarse&bucket=1m&group_by=a&aggregates=count&start=" + iso(0) + "&end=" + iso(maxB*time.Minute), f.cfg.MaxBuckets, "group_by"},
+		{"/v1/events/counts?bucket=1s&start=" + rfc(f.now.Add(-31*time.Minute)) + "&end=" + rfc(f.now), 60, "bucket"},
+	} {
+		for _, over := range []int{0, 1} {
+			cfg := f.cfg
+			cfg.MaxSeriesRows = c.cells - over
+			at := &aggMaxFixture{url: testenv.QueryServer(t, cfg), cfg: cfg, now: f.now}
+			if over == 0 {
+				if a := at.getRaw(t, c.path); a.status != 200 {
+					t.Errorf("%s with QUERY_MAX_SERIES_ROWS=%d (its cells): HTTP %d %.300s", c.path, cfg.MaxSeriesRows, a.status, a.body)
+				}
+				continue
+			}
+			at.want400(t, c.path, c.param)
+		}
+	}
 }
 
 // offset at QUERY_MAX_OFFSET answers (an empty last page), one past it is a 400 naming offset.

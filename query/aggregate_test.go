@@ -353,6 +353,15 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("openapi.json lacks GET %s", p)
 		}
 	}
+	// A trace is paged as /v1/events is: the document says so.
+	var traces struct {
+		Parameters []struct{ Name, In string } `json:"parameters"`
+	}
+	raw, _ := json.Marshal(doc.Paths["/v1/traces/{trace_id}"]["get"])
+	_ = json.Unmarshal(raw, &traces)
+	if fmt.Sprint(traces.Parameters) != "[{trace_id path} {limit query} {offset query}]" {
+		t.Errorf("openapi.json: /v1/traces parameters %v, want trace_id, limit, offset", traces.Parameters)
+	}
 }
 
 func TestAggregateBadParameters(t *testing.T) {

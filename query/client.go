@@ -126,6 +126,10 @@ func (c *Client) QueryEvents(ctx context.Context, f Filter) ([]schemas.Event, in
 	if err := c.get(ctx, "/v1/events", f.Values(), &a); err != nil {
 		return nil, -1, err
 	}
+	return eventsOf(a)
+}
+
+func eventsOf(a EventsAnswer) ([]schemas.Event, int, error) {
 	out := make([]schemas.Event, len(a.Events))
 	for i := range a.Events {
 		e, err := a.Events[i].toEvent()
@@ -169,22 +173,31 @@ func (c *Client) Aggregate(ctx context.Context, q AggregateQuery) (AggregateAnsw
 	return a, err
 }
 
-// Trace returns every event of a trace in time order; an unknown trace is an *APIError with
+// Trace returns every event of a trace in time order, reading it in pages of the service's
+// QUERY_MAX_LIMIT (a trace's size is the caller's bound); an unknown trace is an *APIError with
 // Status 404.
 func (c *Client) Trace(ctx context.Context, traceID string) ([]schemas.Event, error) {
+	return All(ctx, Filter{}, func(ctx context.Context, f Filter) ([]schemas.Event, int, error) {
+		return c.TracePage(ctx, traceID, f.Limit, f.Offset)
+	})
+}
+
+// TracePage returns one page of a trace's events in time order: limit events (0: the service's
+// QUERY_MAX_LIMIT) from offset, and the offset of the next page (-1 when this page was the last).
+// An unknown trace is an *APIError with Status 404; a page past the end of a known trace is empty.
+func (c *Client) TracePage(ctx context.Context, traceID string, limit, offset int) ([]schemas.Event, int, error) {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
 	var a EventsAnswer
-	if err := c.get(ctx, "/v1/traces/"+url.PathEscape(traceID), url.Values{}, &a); err != nil {
-		return nil, err
+	if err := c.get(ctx, "/v1/traces/"+url.PathEscape(traceID), q, &a); err != nil {
+		return nil, -1, err
 	}
-	out := make([]schemas.Event, len(a.Events))
-	for i := range a.Events {
-		e, err := a.Events[i].toEvent()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = e
-	}
-	return out, nil
+	return eventsOf(a)
 }
 
 // All pages through a query (QueryEvents or QueryMetrics) from f.Offset to its end and returns

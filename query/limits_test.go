@@ -3,6 +3,7 @@ package query_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -158,11 +159,82 @@ func TestMaximalEventPages(t *testing.T) {
 	check("/v1/events", with("trace_id", f.traceB), es[10000:10000+max], max)
 	check("/v1/traces/"+f.traceA, nil, es[:10000], -1)
 	check("/v1/traces/"+f.traceB, nil, es[10000:10000+max], max)
+	check("/v1/traces/"+f.traceB, url.Values{"offset": {fmt.Sprint(max)}}, es[10000+max:], -1)
+	check("/v1/traces/"+f.traceB, url.Values{"limit": {"3"}, "offset": {"9999"}}, es[19999:], -1)
+	check("/v1/traces/"+f.traceB, url.Values{"offset": {"10001"}}, nil, -1) // past the end: empty, not 404
 
 	status, body := f.get(t, "/v1/events", with("limit", fmt.Sprint(max+1)))
 	var eb struct{ Error, Parameter string }
 	_ = json.Unmarshal(body, &eb)
 	if status != http.StatusBadRequest || eb.Parameter != "limit" {
 		t.Fatalf("limit %d: HTTP %d %s, want 400 naming limit", max+1, status, body)
+	}
+	t.Run("trace pages", func(t *testing.T) { testTracePages(t, f) })
+}
+
+// A trace of more than QUERY_MAX_LIMIT events is read in pages, each event exactly once and in
+// order; offset and limit are bounded as for /v1/events.
+func testTracePages(t *testing.T, f *maxFixture) {
+	want := f.events[10000:] // trace B: 10,001 events
+	c := query.NewClient(f.url, nil).WithToken(f.token)
+	ctx := context.Background()
+	same := func(what string, got []schemas.Event) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events, want %d", what, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].EventID != want[i].EventID {
+				t.Fatalf("%s: event %d is %s, want %s (repeated, missing or out of order)", what, i, got[i].EventID, want[i].EventID)
+			}
+		}
+	}
+	all, err := c.Trace(ctx, f.traceB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("Trace", all)
+	var pages []int
+	paged, err := query.All(ctx, query.Filter{Limit: 3000}, func(ctx context.Context, q query.Filter) ([]schemas.Event, int, error) {
+		es, next, err := c.TracePage(ctx, f.traceB, q.Limit, q.Offset)
+		pages = append(pages, len(es))
+		return es, next, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("pages of 3000", paged)
+	if fmt.Sprint(pages) != "[3000 3000 3000 1001]" {
+		t.Fatalf("pages of %v, want [3000 3000 3000 1001]", pages)
+	}
+
+	var apiErr *query.APIError
+	if _, _, err := c.TracePage(ctx, uuid.NewString(), 0, 5); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Fatalf("an unknown trace from offset 5: %v, want 404", err)
+	}
+	for _, bad := range []struct {
+		q     url.Values
+		param string
+	}{
+		{url.Values{"offset": {fmt.Sprint(f.cfg.MaxOffset)}}, ""},
+		{url.Values{"offset": {fmt.Sprint(f.cfg.MaxOffset + 1)}}, "offset"},
+		{url.Values{"offset": {"-1"}}, "offset"},
+		{url.Values{"limit": {fmt.Sprint(f.cfg.MaxLimit + 1)}}, "limit"},
+		{url.Values{"limit": {"0"}}, "limit"},
+		{url.Values{"order": {"desc"}}, "order"},
+		{url.Values{"attr.half": {"b"}}, "attr.half"},
+	} {
+		status, body := f.get(t, "/v1/traces/"+f.traceB, bad.q)
+		var eb struct{ Error, Parameter string }
+		_ = json.Unmarshal(body, &eb)
+		if bad.param == "" {
+			if status != http.StatusOK || eb.Error != "" {
+				t.Errorf("%s: HTTP %d %s, want 200 (an empty page)", bad.q.Encode(), status, body)
+			}
+			continue
+		}
+		if status != http.StatusBadRequest || eb.Parameter != bad.param {
+			t.Errorf("%s: HTTP %d %s, want 400 naming %s", bad.q.Encode(), status, body, bad.param)
+		}
 	}
 }

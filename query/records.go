@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/tributary/tributary/schemas"
@@ -78,20 +80,58 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f, more)})
 }
 
-// trace answers GET /v1/traces/{trace_id}: every event of the trace in time order (up to
-// QUERY_MAX_LIMIT; next_offset is set when the trace has more), or 404.
+// trace answers GET /v1/traces/{trace_id}: a page of the trace's events in time order (limit,
+// QUERY_MAX_LIMIT by default, and offset, as /v1/events takes them; next_offset is set when more
+// follow), or 404 when the trace has no events. A page past the end of a trace is empty.
 func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
-	f := Filter{TraceID: r.PathValue("trace_id"), Limit: s.cfg.MaxLimit, scope: tenantOf(r)}
-	out, more, err := s.queryEvents(r.Context(), f)
+	q := r.URL.Query()
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k != "limit" && k != "offset" {
+			s.fail(w, r, badParam(k, "unknown parameter (allowed: limit, offset)"))
+			return
+		}
+	}
+	f, err := parseFilter(q, s.cfg)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if len(out) == 0 {
+	if !q.Has("limit") {
+		f.Limit = s.cfg.MaxLimit
+	}
+	f.TraceID, f.scope = r.PathValue("trace_id"), tenantOf(r)
+	out, more, err := s.queryEvents(r.Context(), f)
+	known := len(out) > 0
+	if err == nil && !known && f.Offset > 0 {
+		known, err = s.traceExists(r.Context(), f)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if !known {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no events for trace " + f.TraceID, Parameter: "trace_id"})
 		return
 	}
 	writeJSON(w, http.StatusOK, EventsAnswer{Events: out, page: newPage(len(out), f, more)})
+}
+
+// traceExists reports whether the trace has any event the request may see; it tells an empty page
+// past the end of a trace from an unknown trace.
+func (s *Server) traceExists(ctx context.Context, f Filter) (bool, error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	cond, args := where(Filter{TraceID: f.TraceID, scope: f.scope}, "events")
+	rows, err := s.conn.Query(ctx, "SELECT 1 FROM "+s.cfg.ClickHouse.Database+".events_by_trace"+cond+" LIMIT 1", args...)
+	if err != nil {
+		return false, fmt.Errorf("look up trace: %w", err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("look up trace: %w", err)
+	}
+	return found, nil
 }
 
 const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM "

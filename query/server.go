@@ -78,15 +78,19 @@ func (s *Server) instrument(endpoint string, h http.HandlerFunc) http.HandlerFun
 	}
 }
 
-// Handler returns the HTTP API:
+// Handler returns the HTTP API (tributary query --help lists it too; a test keeps the two equal):
 //
-//	GET /v1/events   type (repeatable or comma-separated), name, trace_id, span_id, start, end,
-//	                 attr.<key>, limit, offset, order
-//	GET /v1/metrics  name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
-//	GET /healthz     the process is up
-//	GET /readyz      ClickHouse answers
-//	GET /metrics     Prometheus metrics
-//	GET /ui/         the explorer (events, traces, metric charts)
+//	GET /v1/events             type (repeatable or comma-separated), name, trace_id, span_id, start,
+//	                           end, attr.<key>, limit, offset, order
+//	GET /v1/events/counts      events per bucket and type
+//	GET /v1/traces/{trace_id}  a trace's events in time order: limit (QUERY_MAX_LIMIT by default), offset
+//	GET /v1/metrics            name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
+//	GET /v1/aggregate          a metric's time series
+//	GET /openapi.json          the OpenAPI 3 description
+//	GET /healthz               the process is up
+//	GET /readyz                ClickHouse answers
+//	GET /metrics               Prometheus metrics
+//	GET /ui/                   the explorer (events, traces, metric charts); GET / redirects there
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/events", s.instrument("events", s.authenticate(s.events)))
@@ -94,7 +98,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/traces/{trace_id}", s.instrument("trace", s.authenticate(s.trace)))
 	mux.HandleFunc("GET /v1/metrics", s.instrument("metrics", s.authenticate(s.metrics)))
 	mux.HandleFunc("GET /v1/aggregate", s.instrument("aggregate", s.authenticate(s.aggregate)))
-	mux.HandleFunc("GET /ui/", serveUI)
+	mux.Handle("GET /ui/", uiHandler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -50,9 +50,14 @@ func TestResentRecordsCountOnceWithinTheHorizon(t *testing.T) {
 	p := []Point{{Series: series, Value: 1, TS: ts + off, Offset: off, ID: RecordID("other-tenant", "0190a5f2-0000-7000-8000-000000000001")}}
 	e.Resolve(e.Missing(p), nil)
 	_ = e.Apply(p)
-	apply("0190a5f2-0000-7000-8000-000000000003") // pushes id 1 out of the three remembered
+	// DedupeIDs (3) ids remembered, the oldest being id 1: a re-send of it is still skipped.
 	apply("0190a5f2-0000-7000-8000-000000000001")
-	if got := count(); got != 5 || e.Stats().Resent != 1 {
-		t.Fatalf("count %d, resent %d: want 5 and 1 (id 1 was beyond the horizon)", got, e.Stats().Resent)
+	if got := count(); got != 3 || e.Stats().Resent != 2 {
+		t.Fatalf("count %d, resent %d: want 3 and 2 (id 1 is the oldest of the 3 remembered)", got, e.Stats().Resent)
+	}
+	apply("0190a5f2-0000-7000-8000-000000000003") // the fourth id: pushes id 1 out
+	apply("0190a5f2-0000-7000-8000-000000000001")
+	if got := count(); got != 5 || e.Stats().Resent != 2 {
+		t.Fatalf("count %d, resent %d: want 5 and 2 (id 1 was beyond the horizon)", got, e.Stats().Resent)
 	}
 }

@@ -14,4 +14,10 @@
 // Replays never double-count: every window remembers the highest source offset it counted and
 // skips points at or below it. Stored rows carry that offset (the ReplacingMergeTree version), so a
 // worker that takes over a partition after a crash loads rows that say exactly what they hold.
+//
+// The label-cardinality guard (Config.MaxNewSeries) admits at most that many new series per tenant
+// and minute of event time; points of the series past it are counted under their metric's overflow
+// series (Series.Overflow), so a metric's series and its overflow series together always hold
+// exactly its points. Where a replayed point was counted is read back from the windows' offsets, so
+// replays stay exact whatever the guard remembers.
 package rollups

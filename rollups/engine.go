@@ -3,6 +3,7 @@ package rollups
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -23,10 +24,21 @@ type Config struct {
 	// DedupeIDs is how many of the latest points' record ids (Point.ID) the engine remembers: a
 	// point whose id it remembers is a re-sent record and is not counted again. 0 turns it off.
 	DedupeIDs int
+	// MaxNewSeries is the label-cardinality guard: how many new series a tenant may start per
+	// minute of event time. A point of a new series past it is counted under its metric's overflow
+	// series (Series.Overflow) and in Stats.Overflow. 0 turns the guard off.
+	MaxNewSeries int
+	// KnownSeries bounds the series ids the guard remembers as not new (at least MaxNewSeries); a
+	// series forgotten is new again when it returns. Used only with MaxNewSeries.
+	KnownSeries int
+	// NewSeriesGrace: for this long (wall clock) after the engine first counts a point of a
+	// partition (at start, or when the partition comes back after Forget), new series in it are
+	// admitted without the cap, so the series it had before are learnt. 0: capped from the start.
+	NewSeriesGrace time.Duration
 }
 
 // DefaultConfig returns 1-minute and 1-hour tiers, 30 s lateness, 1 min idle timeout, 200,000
-// windows.
+// windows, no dedupe and no guard.
 func DefaultConfig() Config {
 	return Config{Tiers: []time.Duration{time.Minute, time.Hour}, Lateness: 30 * time.Second, IdleTimeout: time.Minute, MaxWindows: 200000}
 }
@@ -50,6 +62,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("rollup max windows %d: must be at least 1", c.MaxWindows)
 	case c.DedupeIDs < 0:
 		return fmt.Errorf("rollup dedupe ids %d: must not be negative", c.DedupeIDs)
+	case c.MaxNewSeries < 0:
+		return fmt.Errorf("rollup max new series per minute %d: must not be negative (0 turns the guard off)", c.MaxNewSeries)
+	case c.MaxNewSeries > 0 && c.KnownSeries < c.MaxNewSeries:
+		return fmt.Errorf("rollup known series %d: must be at least the max new series per minute (%d)", c.KnownSeries, c.MaxNewSeries)
+	case c.NewSeriesGrace < 0:
+		return fmt.Errorf("rollup new series grace %v: must not be negative", c.NewSeriesGrace)
 	}
 	return nil
 }
@@ -87,6 +105,7 @@ type Point struct {
 type partState struct {
 	maxTS    int64 // newest event time seen, microseconds
 	lastSeen time.Time
+	since    time.Time // wall clock when its first point was counted, for NewSeriesGrace
 }
 
 // Stats counts what an Engine did.
@@ -97,6 +116,10 @@ type Stats struct {
 	Closed   uint64 // windows closed by the watermark
 	Shed     uint64 // windows dropped from memory by MaxWindows
 	Resent   uint64 // points skipped because their record id was counted already (a re-sent record)
+	// The guard (MaxNewSeries): new series admitted against a tenant's minute budget, points counted
+	// under an overflow series because their series was new past the cap, and tenant-minutes in
+	// which a tenant reached the cap.
+	NewSeries, Overflow, Capped uint64
 }
 
 // Engine rolls points up into tumbling event-time windows per series and tier. It does no I/O: the
@@ -113,6 +136,14 @@ type Engine struct {
 	parts   map[int32]*partState
 	stats   Stats
 	recent  *recent // nil when DedupeIDs is 0
+	guard   *guard  // nil when MaxNewSeries is 0
+	now     func() time.Time
+	stored  map[int32]*anchor
+
+	removed   int // series ids held in every anchor's removed sets
+	forgotten int // removed sets folded into floors (maxRemembered)
+
+	own, over []*Window // scratch: a point's windows, one per tier, of its series and its overflow series
 }
 
 // New returns an engine; cfg must be valid.
@@ -120,12 +151,17 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState)}
+	e := &Engine{cfg: cfg, windows: make(map[Key]*Window), parts: make(map[int32]*partState), now: time.Now,
+		stored: make(map[int32]*anchor)}
 	for _, t := range cfg.Tiers {
 		e.tiers = append(e.tiers, int64(t/time.Second))
 	}
+	e.own, e.over = make([]*Window, len(e.tiers)), make([]*Window, len(e.tiers))
 	if cfg.DedupeIDs > 0 {
 		e.recent = newRecent(cfg.DedupeIDs)
+	}
+	if cfg.MaxNewSeries > 0 {
+		e.guard = newGuard(cfg)
 	}
 	return e, nil
 }
@@ -144,26 +180,167 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-func (e *Engine) key(p *Point, tier int64) Key {
+// key is the key of series' window of tier that p falls in.
+func (e *Engine) key(series uint64, p *Point, tier int64) Key {
 	sec := floorDiv(p.TS, 1_000_000)
-	return Key{Series: p.Series.ID, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
+	return Key{Series: series, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
 }
 
-// Missing returns the keys that points touch and the engine does not hold, each once. The caller
-// looks them up in the store and passes what it found to Resolve.
+// Missing returns the keys that points touch, that the engine does not hold and that may have a
+// stored row, each once: the caller looks them up in the store and passes what it found to
+// Resolve. With the guard on, a point also touches its metric's overflow series. A key of an
+// anchored partition (see Anchor) that cannot have a stored row (a window newer than anything
+// stored when the partition was anchored, and not written and dropped by this engine since) is
+// not returned: Missing installs it empty, so a batch of new series costs no lookup.
 func (e *Engine) Missing(points []Point) []Key {
 	seen := map[Key]bool{}
 	var out []Key
-	for i := range points {
+	add := func(series uint64, p *Point) {
 		for _, t := range e.tiers {
-			k := e.key(&points[i], t)
-			if _, ok := e.windows[k]; !ok && !seen[k] {
-				seen[k] = true
-				out = append(out, k)
+			k := e.key(series, p, t)
+			if _, ok := e.windows[k]; ok || seen[k] {
+				continue
 			}
+			seen[k] = true
+			if a := e.stored[k.Partition]; a != nil && !a.mayHold(k) {
+				e.windows[k] = &Window{Key: k}
+				continue
+			}
+			out = append(out, k)
+		}
+	}
+	for i := range points {
+		p := &points[i]
+		add(p.Series.ID, p)
+		if e.guard != nil {
+			add(overflowID(p.Series), p)
 		}
 	}
 	return out
+}
+
+// Unanchored returns the partitions of points that the engine has not anchored (see Anchor), with
+// the window start to anchor each from: the start of the largest tier's window before the one
+// holding the partition's newest point in points, so that the store reads about two of those
+// windows' rows.
+func (e *Engine) Unanchored(points []Point) map[int32]int64 {
+	var out map[int32]int64
+	top := e.tiers[0]
+	for _, t := range e.tiers {
+		top = max(top, t)
+	}
+	for i := range points {
+		p := &points[i]
+		if e.stored[p.Partition] != nil {
+			continue
+		}
+		if out == nil {
+			out = map[int32]int64{}
+		}
+		since := floorDiv(floorDiv(p.TS, 1_000_000), top)*top - top
+		if s, ok := out[p.Partition]; !ok || since > s {
+			out[p.Partition] = since
+		}
+	}
+	return out
+}
+
+// Anchor records what the store holds of partition p's windows from since on: latest is the
+// newest stored window start of each tier at or after since (tiers without such a row are absent).
+// From then on Missing looks up only the keys of p that may have a row: windows starting before
+// since or at or before latest, and windows this engine wrote and then closed or shed. Call it
+// before the engine writes any window of p (after New or Forget), with the store's answer.
+func (e *Engine) Anchor(p int32, since int64, latest map[int32]int64) {
+	a := &anchor{floor: map[int32]int64{}, removed: map[tierStart]*idSet{}}
+	for _, t := range e.tiers {
+		a.floor[int32(t)] = since - 1
+		if l, ok := latest[int32(t)]; ok {
+			a.floor[int32(t)] = max(l, since-1)
+		}
+	}
+	e.drop(p)
+	e.stored[p] = a
+}
+
+// maxRemembered bounds the series ids the anchors remember of windows the engine dropped from
+// memory after storing them (closed or shed): past it the oldest window starts are forgotten, and
+// every key at or before them is looked up again. About 10 bytes per id (idSet).
+func (e *Engine) maxRemembered() int { return 10 * e.cfg.MaxWindows }
+
+// dropped records that w, stored, left memory: a later point in its window must load it.
+func (e *Engine) dropped(w *Window) {
+	a := e.stored[w.Partition]
+	if a == nil || w.Series == nil || w.Start <= a.floor[w.Tier] {
+		return
+	}
+	ts := tierStart{w.Tier, w.Start}
+	set := a.removed[ts]
+	if set == nil {
+		set = &idSet{}
+		a.removed[ts] = set
+	}
+	if set.add(w.Series.ID) {
+		e.removed++
+	}
+	for e.removed > e.maxRemembered() {
+		e.forgetOldest()
+	}
+}
+
+// forgetOldest folds the oldest remembered window start of any partition into its floor.
+func (e *Engine) forgetOldest() {
+	var (
+		op   int32
+		ots  tierStart
+		have bool
+	)
+	for p, a := range e.stored {
+		for ts := range a.removed {
+			if !have || ts.start < ots.start || (ts.start == ots.start && ts.tier < ots.tier) {
+				op, ots, have = p, ts, true
+			}
+		}
+	}
+	if !have {
+		e.removed = 0
+		return
+	}
+	a := e.stored[op]
+	e.removed -= a.removed[ots].len()
+	delete(a.removed, ots)
+	e.forgotten++
+	a.floor[ots.tier] = max(a.floor[ots.tier], ots.start)
+}
+
+// drop forgets partition p's anchor.
+func (e *Engine) drop(p int32) {
+	if a := e.stored[p]; a != nil {
+		for _, set := range a.removed {
+			e.removed -= set.len()
+		}
+		delete(e.stored, p)
+	}
+}
+
+// anchor is what the engine knows of one partition's stored windows.
+type anchor struct {
+	// floor, per tier: a window starting at or before it may have a stored row.
+	floor map[int32]int64
+	// removed: the series of windows after floor that were stored and then left memory.
+	removed map[tierStart]*idSet
+}
+
+type tierStart struct {
+	tier  int32
+	start int64
+}
+
+func (a *anchor) mayHold(k Key) bool {
+	if k.Start <= a.floor[k.Tier] {
+		return true
+	}
+	set := a.removed[tierStart{k.Tier, k.Start}]
+	return set != nil && set.has(k.Series)
 }
 
 // Resolve installs the stored windows found for keys; keys without one start empty.
@@ -184,9 +361,14 @@ var ErrUnresolved = errors.New("rollups: window not resolved before Apply")
 
 // Apply counts points, which must be in offset order within each partition, into their windows.
 // Every window they touch must be held (see Missing and Resolve). A point whose ID the engine
-// remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent.
+// remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent. With
+// the guard on (Config.MaxNewSeries), a point of a new series past its tenant's cap is counted
+// under its metric's overflow series instead (see route).
 func (e *Engine) Apply(points []Point) error {
-	now := time.Now().Unix()
+	now := e.now()
+	if e.guard != nil {
+		e.guard.prune(floorDiv(now.Unix(), 60))
+	}
 	for i := range points {
 		p := &points[i]
 		if e.recent != nil && p.ID != 0 {
@@ -194,20 +376,21 @@ func (e *Engine) Apply(points []Point) error {
 				e.stats.Resent++
 				continue
 			}
-			e.recent.add(p.ID, now)
+			e.recent.add(p.ID, now.Unix())
 		}
 		ps := e.parts[p.Partition]
 		if ps == nil {
-			ps = &partState{maxTS: p.TS}
+			ps = &partState{maxTS: p.TS, since: now}
 			e.parts[p.Partition] = ps
 		}
+		series, windows, err := e.route(p, ps, now)
+		if err != nil {
+			return err
+		}
 		for j, t := range e.tiers {
-			w, ok := e.windows[e.key(p, t)]
-			if !ok {
-				return fmt.Errorf("%w: series %x tier %ds", ErrUnresolved, p.Series.ID, t)
-			}
+			w := windows[j]
 			if w.Series == nil {
-				w.Series, w.Agg = p.Series, NewAggregate(p.Series.Type)
+				w.Series, w.Agg = series, NewAggregate(series.Type)
 			}
 			if p.Offset <= w.Agg.LastOffset {
 				e.stats.Replayed++
@@ -309,6 +492,7 @@ func (e *Engine) Advance(now time.Time) []*Window {
 		wm, ok := wms[k.Partition]
 		if ok && (k.Start+int64(k.Tier))*1_000_000 <= wm && !w.dirty {
 			delete(e.windows, k)
+			e.dropped(w)
 			if w.Series != nil { // an empty placeholder has nothing to publish
 				out = append(out, w)
 			}
@@ -339,6 +523,7 @@ func (e *Engine) Shed() []*Window {
 	var out []*Window
 	for _, w := range clean[:over] {
 		delete(e.windows, w.Key)
+		e.dropped(w)
 		if w.Series != nil {
 			out = append(out, w)
 		}
@@ -356,4 +541,54 @@ func (e *Engine) Forget(p int32) {
 		}
 	}
 	delete(e.parts, p)
+	e.drop(p)
 }
+
+// idSet is a compact set of series ids: a sorted slice plus a map of the latest additions, merged
+// into the slice once it holds an eighth as many (at least idSetTail). About 10 bytes an id, where
+// a map alone takes over 20.
+type idSet struct {
+	sorted []uint64
+	tail   map[uint64]struct{}
+}
+
+const idSetTail = 4096
+
+func (s *idSet) has(id uint64) bool {
+	if _, ok := s.tail[id]; ok {
+		return true
+	}
+	_, ok := slices.BinarySearch(s.sorted, id)
+	return ok
+}
+
+// add adds id and reports whether it was not there yet.
+func (s *idSet) add(id uint64) bool {
+	if s.has(id) {
+		return false
+	}
+	if s.tail == nil {
+		s.tail = map[uint64]struct{}{}
+	}
+	s.tail[id] = struct{}{}
+	if len(s.tail) >= max(idSetTail, len(s.sorted)/8) {
+		add := make([]uint64, 0, len(s.tail))
+		for id := range s.tail {
+			add = append(add, id)
+		}
+		slices.Sort(add)
+		merged := make([]uint64, 0, len(s.sorted)+len(add))
+		i, j := 0, 0
+		for i < len(s.sorted) && j < len(add) {
+			if s.sorted[i] < add[j] {
+				merged, i = append(merged, s.sorted[i]), i+1
+			} else {
+				merged, j = append(merged, add[j]), j+1
+			}
+		}
+		s.sorted, s.tail = append(append(merged, s.sorted[i:]...), add[j:]...), nil
+	}
+	return true
+}
+
+func (s *idSet) len() int { return len(s.sorted) + len(s.tail) }

@@ -3,6 +3,7 @@ package rollups
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -42,14 +43,38 @@ func (s store) load(keys []Key) []*Window {
 	return out
 }
 
-// process runs batches through e the way the consumer does: resolve, apply, store, close.
-func process(t *testing.T, e *Engine, st store, points []Point, batch int, now time.Time) {
+// latest answers Engine.Unanchored as the consumer's store does.
+func (s store) latest(since map[int32]int64) map[int32]map[int32]int64 {
+	out := map[int32]map[int32]int64{}
+	for k := range s {
+		if t, ok := since[k.Partition]; ok && k.Start >= t {
+			if out[k.Partition] == nil {
+				out[k.Partition] = map[int32]int64{}
+			}
+			if l, ok := out[k.Partition][k.Tier]; !ok || k.Start > l {
+				out[k.Partition][k.Tier] = k.Start
+			}
+		}
+	}
+	return out
+}
+
+// process runs batches through e the way the consumer does: anchor, resolve, apply, store, close.
+// It returns how many keys were looked up in the store.
+func process(t *testing.T, e *Engine, st store, points []Point, batch int, now time.Time) (lookups int) {
 	t.Helper()
 	for len(points) > 0 {
 		n := min(batch, len(points))
 		b := points[:n]
 		points = points[n:]
+		if since := e.Unanchored(b); len(since) > 0 {
+			latest := st.latest(since)
+			for p, t := range since {
+				e.Anchor(p, t, latest[p])
+			}
+		}
 		missing := e.Missing(b)
+		lookups += len(missing)
 		e.Resolve(missing, st.load(missing))
 		if err := e.Apply(b); err != nil {
 			t.Fatal(err)
@@ -68,6 +93,7 @@ func process(t *testing.T, e *Engine, st store, points []Point, batch int, now t
 		e.Advance(now)
 		e.Shed()
 	}
+	return lookups
 }
 
 type bruteKey struct {
@@ -194,8 +220,9 @@ func TestEngineMatchesBruteForce(t *testing.T) {
 		process(t, e, st, points, 1+rng.IntN(700), now)
 		checkAgainstBrute(t, st, points, e.tiers)
 		s := e.Stats()
-		if s.Late == 0 || s.Closed == 0 || s.Shed == 0 || s.Replayed != 0 {
-			t.Fatalf("seed %d: stats %+v: the stream should exercise late points, closing and shedding", seed, s)
+		if s.Late == 0 || s.Closed == 0 || s.Shed == 0 || s.Replayed != 0 || e.forgotten == 0 {
+			t.Fatalf("seed %d: stats %+v, %d window starts forgotten: the stream should exercise late points, closing, shedding and forgetting",
+				seed, s, e.forgotten)
 		}
 	}
 }
@@ -221,6 +248,57 @@ func TestReplayAfterCrashDoesNotDoubleCount(t *testing.T) {
 	}
 }
 
+// An anchored engine looks up only windows that may be stored: a stream of new series in new
+// windows costs no lookup, and windows it shed or closed are looked up again when touched. With
+// a remembered-ids budget far below what it drops it forgets the oldest and stays exact.
+func TestAnchoredEngineLooksUpOnlyWhatMayBeStored(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Lateness = 10 * time.Second
+	cfg.MaxWindows = 200 // remembers 2,000 ids: all the first pass drops
+	base := time.Date(2025, 1, 15, 10, 0, 0, 0, time.UTC).UnixMicro()
+	var series []*Series
+	for i := range 1000 {
+		m := schemas.Metric{Name: "m", AggregationType: schemas.Counter, Attributes: map[string]any{"host": int64(i)}}
+		series = append(series, SeriesOf(&m))
+	}
+	// pass 1: each series once; pass 2: each series again, one second later (its windows shed)
+	var pts []Point
+	for pass := range 2 {
+		for i, s := range series {
+			pts = append(pts, Point{Series: s, Value: float64(i), TS: base + int64(pass)*1e6 + int64(i), Offset: int64(len(pts))})
+		}
+	}
+	st := store{}
+	e, _ := New(cfg)
+	if got := process(t, e, st, pts[:1000], 100, time.Unix(0, 0)); got != 0 {
+		t.Fatalf("new series in new windows: %d lookups, want 0", got)
+	}
+	if got := process(t, e, st, pts[1000:], 100, time.Unix(0, 0)); got < 1800 || got > 2000 {
+		t.Fatalf("second pass over shed windows: %d lookups, want every shed window (about 2,000)", got)
+	}
+	checkAgainstBrute(t, st, pts, e.tiers)
+
+	// A new engine on the same store (a restart) anchors at what the store holds: the third pass
+	// in the same windows looks every key up, and a fourth in a new hour needs nothing.
+	e2, _ := New(cfg)
+	var third, fourth []Point
+	for i, s := range series {
+		third = append(third, Point{Series: s, Value: 1, TS: base + 2e6 + int64(i), Offset: int64(len(pts) + i)})
+		fourth = append(fourth, Point{Series: s, Value: 2, TS: base + 3600e6 + int64(i), Offset: int64(len(pts) + len(series) + i)})
+	}
+	if got := process(t, e2, st, third, 100, time.Unix(0, 0)); got != 2000 {
+		t.Fatalf("after a restart: %d lookups, want 2,000", got)
+	}
+	if got := process(t, e2, st, fourth, 100, time.Unix(0, 0)); got != 0 {
+		t.Fatalf("new hour after a restart: %d lookups, want 0", got)
+	}
+	pts = append(append(pts, third...), fourth...)
+	checkAgainstBrute(t, st, pts, e2.tiers)
+	if e2.removed > e2.maxRemembered() {
+		t.Fatalf("%d ids remembered, bound %d", e2.removed, e2.maxRemembered())
+	}
+}
+
 func TestIdlePartitionClosesByWallClock(t *testing.T) {
 	cfg := DefaultConfig()
 	e, _ := New(cfg)
@@ -241,9 +319,19 @@ func TestIdlePartitionClosesByWallClock(t *testing.T) {
 }
 
 func BenchmarkEngineApply(b *testing.B) {
-	for _, typ := range []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram} {
-		b.Run(string(typ), func(b *testing.B) {
+	for _, bc := range []struct {
+		typ     schemas.AggregationType
+		guarded bool
+	}{{schemas.Counter, false}, {schemas.Gauge, false}, {schemas.Histogram, false}, {schemas.Counter, true}} {
+		typ, name := bc.typ, string(bc.typ)
+		if bc.guarded {
+			name += "-guarded" // with the label-cardinality guard: every point also looks at its overflow series
+		}
+		b.Run(name, func(b *testing.B) {
 			cfg := DefaultConfig()
+			if bc.guarded {
+				cfg.MaxNewSeries, cfg.KnownSeries = 10000, 1000000
+			}
 			e, _ := New(cfg)
 			var series []*Series
 			for i := range 100 {
@@ -267,5 +355,29 @@ func BenchmarkEngineApply(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+func TestIDSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s idSet
+	want := map[uint64]bool{}
+	for range 100000 {
+		id := rng.Uint64N(60000) // about half the additions repeat an id
+		if got := s.add(id); got == want[id] {
+			t.Fatalf("add(%d) = %v with the id already there: %v", id, got, want[id])
+		}
+		want[id] = true
+	}
+	if s.len() != len(want) {
+		t.Fatalf("len %d, want %d", s.len(), len(want))
+	}
+	for id := range uint64(60000) {
+		if s.has(id) != want[id] {
+			t.Fatalf("has(%d) = %v, want %v", id, s.has(id), want[id])
+		}
+	}
+	if len(s.sorted) == 0 || !slices.IsSorted(s.sorted) {
+		t.Fatal("the additions were never merged into a sorted slice")
 	}
 }

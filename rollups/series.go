@@ -7,22 +7,23 @@ import (
 )
 
 // Series identifies what a rollup row aggregates: tenant, metric name, unit, aggregation type and
-// the attributes. Points differing in any of these are never mixed.
+// the attributes. Points differing in any of these are never mixed. The attributes are kept in
+// their stored forms only (canonical JSON and flattened columns), not as a map: a consumer holds
+// the series of every window in memory, and the map is most of a series' size.
 type Series struct {
 	ID         uint64 // xxhash64 of the identity; stable across processes and versions
 	Tenant     string
 	Name       string
 	Unit       string
 	Type       schemas.AggregationType
-	Attributes map[string]any // normalised
-	AttrJSON   string         // canonical JSON (sorted keys)
+	AttrJSON   string // canonical JSON (sorted keys); schemas.ParseAttributesJSON gives the map back
 	AttrKeys   []string
 	AttrValues []string
 }
 
 // SeriesOf returns m's series.
 func SeriesOf(m *schemas.Metric) *Series {
-	s := &Series{Tenant: m.Tenant, Name: m.Name, Unit: m.Unit, Type: m.AggregationType, Attributes: m.Attributes}
+	s := &Series{Tenant: m.Tenant, Name: m.Name, Unit: m.Unit, Type: m.AggregationType}
 	s.AttrJSON, s.AttrKeys, s.AttrValues = schemas.AttributeColumns(m.Attributes)
 	s.ID = SeriesID(s.Tenant, s.Name, s.Unit, string(s.Type), s.AttrJSON)
 	return s

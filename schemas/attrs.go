@@ -17,7 +17,8 @@ const MaxAttributeDepth = 16
 // int64, float64, string, []any and map[string]any. Other integer and float types, slices, arrays,
 // string-keyed maps and time.Time (as an RFC 3339 string) are converted. It fails with
 // ErrBadAttribute naming the key for anything else (channels, funcs, structs, uint64 values above
-// MaxInt64, nesting deeper than MaxAttributeDepth) and with ErrBadValue for NaN or infinite floats.
+// MaxInt64, nesting deeper than MaxAttributeDepth, a list of more than MaxDecodedListLen items,
+// which the decoder would refuse) and with ErrBadValue for NaN or infinite floats.
 // A nil or empty map normalises to nil.
 //
 // When every value is already a canonical scalar (nil, bool, int64, finite float64, string), attrs
@@ -123,6 +124,9 @@ func checkFloat(f float64) (any, error) {
 func normalizeList(rv reflect.Value, depth int) (any, error) {
 	if depth >= MaxAttributeDepth {
 		return nil, fmt.Errorf("%w: nested deeper than %d levels", ErrBadAttribute, MaxAttributeDepth)
+	}
+	if rv.Len() > MaxDecodedListLen {
+		return nil, fmt.Errorf("%w: a list of %d items, at most %d", ErrBadAttribute, rv.Len(), MaxDecodedListLen)
 	}
 	out := make([]any, rv.Len())
 	for i := range out {

@@ -21,6 +21,9 @@ func AppendAttributesJSON(dst []byte, attrs map[string]any) []byte {
 	return appendJSONValue(dst, attrs)
 }
 
+// AppendJSONValue appends one normalised attribute value as AppendAttributesJSON writes it.
+func AppendJSONValue(dst []byte, v any) []byte { return appendJSONValue(dst, v) }
+
 func appendJSONValue(dst []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:

@@ -69,3 +69,62 @@ func TestAttributeDepthLimitAgreesFromProducerToReload(t *testing.T) {
 	f(MaxAttributeDepth+1, false)
 	f(20, false)
 }
+
+// A list of MaxDecodedListLen items is accepted, stored and decoded; one item more is refused by
+// the SDK's normalisation as by the decoder, so no producer setting lets through a list the
+// consumer would dead-letter.
+func TestAttributeListLengthLimitAgreesWithTheDecoder(t *testing.T) {
+	codec, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{MaxDecodedListLen, MaxDecodedListLen + 1} {
+		list := make([]any, n)
+		attrs := map[string]any{"l": list}
+		_, normErr := NormalizeAttributes(attrs)
+		m := Metric{MetricID: "0190a5f2-7c3e-7b1a-9d4e-2f6a8b9c0d1e", Name: "m", AggregationType: Gauge, Value: 1,
+			Timestamp: time.Unix(1700000000, 0), Attributes: attrs}
+		value, err := codec.AppendMetric(nil, &m) // another producer, without the SDK's checks
+		if err != nil {
+			t.Fatalf("%d items: encode: %v", n, err)
+		}
+		got, decErr := codec.DecodeMetric(value)
+		if n == MaxDecodedListLen {
+			if normErr != nil || decErr != nil || len(got.Attributes["l"].([]any)) != n {
+				t.Fatalf("%d items: normalise %v, decode %v", n, normErr, decErr)
+			}
+			continue
+		}
+		if !errors.Is(normErr, ErrBadAttribute) || !strings.Contains(normErr.Error(), "at most 100000") {
+			t.Fatalf("%d items: the SDK's normalisation said %v, want ErrBadAttribute naming the limit", n, normErr)
+		}
+		if !errors.Is(decErr, ErrMalformed) {
+			t.Fatalf("%d items: decode error %v, want malformed", n, decErr)
+		}
+	}
+}
+
+// The decoder reads a string of MaxDecodedBytes and refuses one byte more as malformed (the SDK
+// cannot make such a record: MAX_ATTRIBUTE_VALUE_BYTES is at most MaxDecodedBytes, and a record
+// is at most MAX_RECORD_BYTES).
+func TestDecoderStringLimit(t *testing.T) {
+	codec, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{MaxDecodedBytes, MaxDecodedBytes + 1} {
+		m := Metric{MetricID: "0190a5f2-7c3e-7b1a-9d4e-2f6a8b9c0d1e", Name: "m", AggregationType: Gauge, Value: 1,
+			Timestamp: time.Unix(1700000000, 0), Attributes: map[string]any{"s": strings.Repeat("x", n)}}
+		value, err := codec.AppendMetric(nil, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := codec.DecodeMetric(value)
+		if n == MaxDecodedBytes && (err != nil || len(got.Attributes["s"].(string)) != n) {
+			t.Fatalf("a string of %d bytes: %v", n, err)
+		}
+		if n > MaxDecodedBytes && !errors.Is(err, ErrMalformed) {
+			t.Fatalf("a string of %d bytes: %v, want malformed", n, err)
+		}
+	}
+}

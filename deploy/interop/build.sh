@@ -3,6 +3,8 @@
 # Maven Central into $TRIBUTARY_STATE_DIR/interop. Idempotent. Prints the classpath to use.
 source "$(dirname "$0")/../lib.sh"
 DIR=$STATE/interop
+# One build at a time: internal/interop and internal/docscheck may run this at once.
+mkdir -p "$STATE" && exec 9>"$STATE/interop.lock" && flock 9
 if [ ! -f "$DIR/classes/ReadTopics.class" ] || [ "$ROOT/deploy/interop/ReadTopics.java" -nt "$DIR/classes/ReadTopics.class" ] ||
 	! cmp -s "$DIR/libs/.complete" "$ROOT/deploy/interop/pom.xml"; then
 	command -v javac >/dev/null 2>&1 || apt_install openjdk-17-jdk-headless

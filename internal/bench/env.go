@@ -51,6 +51,7 @@ func Scenarios() []Scenario {
 	return []Scenario{
 		{"sdk", "SDK → Kafka", runSDK},
 		{"consumer", "Kafka → ClickHouse: the consumer stage", runConsumer},
+		{"cardinality", "Cardinality: the consumer at 1k, 100k and 1M active series", runCardinality},
 		{"e2e", "End to end: load generator → Kafka → consumer → ClickHouse, rollups on", runEndToEnd},
 		{"scaling", "Scaling: partitions and consumers, rows already stored", runScaling},
 		{"query", "Query service at 10M events and 10M metric points", runQuery},

@@ -3,12 +3,15 @@ package cli
 import (
 	"bytes"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/tributary/tributary/internal/loadgen"
+	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
@@ -93,5 +96,36 @@ func TestReadmeListsEverySetting(t *testing.T) {
 	}
 	if seen < 30 {
 		t.Fatalf("only %d settings found; is the template right?", seen)
+	}
+}
+
+// tributary query --help names every route the query service registers (its Handler and the
+// shared /metrics, /healthz, /readyz), and the tokens' minimum length that Validate enforces.
+func TestQueryHelpListsEveryEndpoint(t *testing.T) {
+	_, out, _ := run("query", "--help")
+	root := testenv.RepoRoot(t)
+	route := regexp.MustCompile(`"GET (/[^"]*)"`)
+	var routes []string
+	for _, f := range []string{"query/server.go", "internal/observe/observe.go"} {
+		src, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range route.FindAllStringSubmatch(string(src), -1) {
+			routes = append(routes, strings.TrimSuffix(m[1], "{$}"))
+		}
+	}
+	if len(routes) < 10 {
+		t.Fatalf("found %d routes in query/server.go and internal/observe: %v", len(routes), routes)
+	}
+	for _, r := range routes {
+		if !regexp.MustCompile(`GET [^\n]*` + regexp.QuoteMeta(r) + `[\s,;]`).MatchString(out) {
+			t.Errorf("query --help does not list GET %s:\n%s", r, out)
+		}
+	}
+	cfg := query.DefaultConfig()
+	cfg.Tokens = map[string]string{"1234567": "acme"}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "8 characters") || !strings.Contains(out, "8 characters or more") {
+		t.Errorf("a 7-character token: %v; help must state the minimum Validate enforces", err)
 	}
 }

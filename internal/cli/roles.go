@@ -180,12 +180,20 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 
 const queryUsage = `Usage: tributary query
 
-Serves the HTTP JSON API on TRIBUTARY_QUERY_LISTEN:
-  GET /v1/events   type, name, trace_id, span_id, start, end, attr.<key>, limit, offset, order
-  GET /v1/metrics  name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
-  GET /healthz, /readyz
+Serves the HTTP JSON API on TRIBUTARY_QUERY_LISTEN (GET /openapi.json describes every parameter):
+  GET /v1/events             type, name, trace_id, span_id, start, end, attr.<key>, limit, offset, order
+  GET /v1/events/counts      bucket, type, name, trace_id, start, end, attr.<key>: events per bucket and type
+  GET /v1/traces/{trace_id}  every event of a trace, in time order
+  GET /v1/metrics            name, trace_id, aggregation_type, start, end, attr.<key>, limit, offset, order
+  GET /v1/aggregate          name, bucket, aggregates, group_by, top, source, start, end, attr.<key>
+  GET /openapi.json          the OpenAPI 3 description of the API
+  GET /ui/                   the explorer (web UI); GET / redirects to it
+  GET /metrics               Prometheus metrics
+  GET /healthz, /readyz      liveness; readiness (ClickHouse answers)
 
-Use a read-only ClickHouse account (deploy/clickhouse.sh creates tributary_ro).
+With TRIBUTARY_QUERY_TOKENS=token1:tenant1,... (each token 8 characters or more) every /v1 request
+needs Authorization: Bearer <token> and sees only its tenant's rows. Use a read-only ClickHouse
+account (deploy/clickhouse.sh creates tributary_ro).
 
 Example:
   TRIBUTARY_CLICKHOUSE_USER=tributary_ro TRIBUTARY_CLICKHOUSE_PASSWORD=tributary_ro tributary query

@@ -122,11 +122,12 @@ func TestClickHouseOutage(t *testing.T) {
 	if s := w.Stats(); s.Retries == 0 {
 		t.Fatalf("the worker never retried a write: was ClickHouse down? %+v", s)
 	}
-	waitLagZero(t, brokers, group, k.EventsTopic, k.MetricsTopic)
+	waitLagZero(t, brokers, group, time.Minute, k.EventsTopic, k.MetricsTopic)
 	checkExactlyOnce(t, conn, ch.Database, l)
 }
 
-func waitLagZero(t *testing.T, brokers []string, group string, topics ...string) {
+// waitLagZero waits until group has committed every record of topics (within timeout).
+func waitLagZero(t *testing.T, brokers []string, group string, timeout time.Duration, topics ...string) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -134,17 +135,23 @@ func waitLagZero(t *testing.T, brokers []string, group string, topics ...string)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(timeout)
 	for {
 		lags, err := adm.Lag(context.Background(), group)
 		if err == nil {
+			// Done once every topic is listed (a group that has not joined yet lists none) with no
+			// lag and no error in any partition.
 			var total int64
+			done := true
 			for _, topic := range topics {
-				for _, l := range lags[group].Lag[topic] {
+				ps := lags[group].Lag[topic]
+				done = done && len(ps) > 0
+				for _, l := range ps {
 					total += l.Lag
+					done = done && l.Err == nil && l.Lag == 0
 				}
 			}
-			if total == 0 {
+			if done {
 				return
 			}
 			if time.Now().After(deadline) {

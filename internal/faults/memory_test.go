@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/schemas"
@@ -49,17 +51,7 @@ func TestConsumerMemoryBound(t *testing.T) {
 	cl.Close()
 	recs = nil
 
-	cmd := exec.Command(testenv.Binary(t), "consumer")
-	cmd.Env = append(os.Environ(),
-		"TRIBUTARY_KAFKA_BROKERS="+brokers[0], "TRIBUTARY_KAFKA_EVENTS_TOPIC="+k.EventsTopic,
-		"TRIBUTARY_KAFKA_METRICS_TOPIC="+k.MetricsTopic, "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+k.RollupsTopic,
-		"TRIBUTARY_KAFKA_DLQ_TOPIC="+k.DLQTopic, "TRIBUTARY_CLICKHOUSE_ADDR="+ch.Addr[0],
-		"TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database, "TRIBUTARY_CONSUMER_GROUP="+testenv.Unique("g"),
-		"TRIBUTARY_CONSUMER_METRICS_LISTEN=", "TRIBUTARY_LOG_LEVEL=warn")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd := startConsumer(t, k, ch)
 	start := time.Now()
 	waitStored(t, conn, ch.Database, l.size(), 3*time.Minute)
 	elapsed := time.Since(start)
@@ -75,6 +67,25 @@ func TestConsumerMemoryBound(t *testing.T) {
 	if hwm > MemoryBoundMiB {
 		t.Fatalf("peak RSS %d MiB exceeds the stated bound of %d MiB", hwm, MemoryBoundMiB)
 	}
+}
+
+// startConsumer runs the consumer binary with its default settings (and env, NAME=value, on top)
+// on k's topics and ch's database; the test's cleanup kills it.
+func startConsumer(t *testing.T, k kafka.Config, ch chdb.Config, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(testenv.Binary(t), "consumer")
+	cmd.Env = append(os.Environ(),
+		"TRIBUTARY_KAFKA_BROKERS="+strings.Join(k.Brokers, ","), "TRIBUTARY_KAFKA_EVENTS_TOPIC="+k.EventsTopic,
+		"TRIBUTARY_KAFKA_METRICS_TOPIC="+k.MetricsTopic, "TRIBUTARY_KAFKA_ROLLUPS_TOPIC="+k.RollupsTopic,
+		"TRIBUTARY_KAFKA_DLQ_TOPIC="+k.DLQTopic, "TRIBUTARY_CLICKHOUSE_ADDR="+ch.Addr[0],
+		"TRIBUTARY_CLICKHOUSE_DATABASE="+ch.Database, "TRIBUTARY_CONSUMER_GROUP="+testenv.Unique("g"),
+		"TRIBUTARY_CONSUMER_METRICS_LISTEN=", "TRIBUTARY_LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
 }
 
 // peakRSSMiB reads a process's high-water resident set size.

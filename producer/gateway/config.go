@@ -38,6 +38,8 @@ type Config struct {
 	// bytes each). Zero means the default.
 	TimestampCacheTTL     time.Duration `envconfig:"GATEWAY_TIMESTAMP_CACHE_TTL" default:"10m"`
 	TimestampCacheEntries int           `envconfig:"GATEWAY_TIMESTAMP_CACHE_ENTRIES" default:"100000"`
+	// OTLPConfig holds the OTLP ingest settings (TRIBUTARY_GATEWAY_OTLP_*).
+	OTLPConfig
 }
 
 // DefaultConfig returns the defaults of every setting, as envconfig would give them, with no tokens.
@@ -45,7 +47,7 @@ func DefaultConfig() Config {
 	return Config{Listen: "127.0.0.1:8090", MaxBodyBytes: 8 << 20, MaxRecords: 10000, BufferWait: time.Second,
 		FlushTimeout: 10 * time.Second, MaxConcurrentRequests: 16, MaxInflightBytes: 64 << 20,
 		ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second,
-		TimestampCacheTTL: 10 * time.Minute, TimestampCacheEntries: 100000}
+		TimestampCacheTTL: 10 * time.Minute, TimestampCacheEntries: 100000, OTLPConfig: DefaultOTLPConfig()}
 }
 
 // withDefaults fills the settings that zero means the default for.
@@ -69,6 +71,7 @@ func (c Config) withDefaults() Config {
 	if c.TimestampCacheEntries == 0 {
 		c.TimestampCacheEntries = d.TimestampCacheEntries
 	}
+	c.OTLPConfig = c.OTLPConfig.withDefaults()
 	return c
 }
 
@@ -93,6 +96,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gateway timestamp cache ttl %v / entries %d: must be positive", c.TimestampCacheTTL, c.TimestampCacheEntries)
 	case c.ReadHeaderTimeout <= 0 || c.BodyTimeout <= 0:
 		return fmt.Errorf("gateway read header timeout %v / body timeout %v: must be positive", c.ReadHeaderTimeout, c.BodyTimeout)
+	}
+	if err := c.OTLPConfig.Validate(); err != nil {
+		return err
 	}
 	for tok, tenant := range c.Tokens {
 		if len(tok) < 8 || tenant == "" {

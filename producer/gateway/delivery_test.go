@@ -78,12 +78,13 @@ func smallTopic(t *testing.T, brokers []string) string {
 
 // The same body without timestamps, sent twice (a retry), gives every record with an id the same
 // timestamp both times, read back from the real broker: a UUIDv7 id its own time, others the
-// first send's.
+// first send's. A record without an id gets a new one each time (stored twice). The metrics count
+// each way a timestamp was filled.
 func TestRetryWithoutTimestampsKeepsThem(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	f := newFixture(t, brokers, nil)
 	v7 := producer.NewID()
-	body := `{"events":[{"event_id":"` + v7 + `","type":"t","name":"a"},{"event_id":"host-7-seq-42","type":"t","name":"b"}],
+	body := `{"events":[{"event_id":"` + v7 + `","type":"t","name":"a"},{"event_id":"host-7-seq-42","type":"t","name":"b"},{"type":"t","name":"no-id"}],
 	 "metrics":[{"metric_id":"host-7-m-1","name":"m","value":1,"aggregation_type":"gauge"}]}`
 	for i := range 2 {
 		if r := post(t, f.url+"?wait=ack", token, "application/json", "", []byte(body)); r.status != 202 {
@@ -99,12 +100,16 @@ func TestRetryWithoutTimestampsKeepsThem(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	seen := map[string][]time.Time{}
-	for n := 0; n < 6 && ctx.Err() == nil; {
+	var noID []string
+	for n := 0; n < 8 && ctx.Err() == nil; {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			n++
 			if r.Topic == f.topics[0] {
 				e, _ := codec.DecodeEvent(r.Value)
 				seen[e.EventID] = append(seen[e.EventID], e.Timestamp)
+				if e.Name == "no-id" {
+					noID = append(noID, e.EventID)
+				}
 			} else {
 				m, _ := codec.DecodeMetric(r.Value)
 				seen[m.MetricID] = append(seen[m.MetricID], m.Timestamp)
@@ -121,5 +126,16 @@ func TestRetryWithoutTimestampsKeepsThem(t *testing.T) {
 	sec, nsec := u.Time().UnixTime()
 	if got := seen[v7]; len(got) == 0 || !got[0].Equal(time.Unix(sec, nsec)) {
 		t.Errorf("UUIDv7 event: %v, want its id's time %v", got, time.Unix(sec, nsec))
+	}
+	if len(noID) != 2 || noID[0] == noID[1] {
+		t.Errorf("the record without an id, sent twice: ids %v, want two different ones", noID)
+	}
+	text := metricsText(t, f.h)
+	for _, want := range []string{`source="uuidv7"} 2`, `source="cache_miss"} 2`, `source="cache_hit"} 2`, `source="no_id"} 2`,
+		"tributary_gateway_timestamp_cache_entries 2", "tributary_gateway_timestamp_cache_horizon_seconds 600",
+		"tributary_gateway_timestamp_cache_evictions_total 0"} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks the line ending %q", want)
+		}
 	}
 }

@@ -14,11 +14,15 @@
 // id but no timestamp gets the same timestamp each time it is sent, so a retried request is stored
 // once: a UUIDv7 id's own time (when within a day of now), or else the time this gateway process
 // first saw the id, remembered for GATEWAY_TIMESTAMP_CACHE_TTL (10 minutes) among at most
-// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids. Beyond that horizon (a re-send after the TTL, after
-// the id was evicted, to another gateway process or after a restart) the re-send gets a new
-// timestamp and is stored twice; send timestamps, or UUIDv7 ids, to be safe everywhere. A record
-// without an id gets a new id each time. The tenant comes from the token; a record that names one
-// is refused.
+// GATEWAY_TIMESTAMP_CACHE_ENTRIES (100,000) ids, oldest dropped first. That is the horizon: the
+// TTL, or less while more than ENTRIES new ids arrive within a TTL
+// (tributary_gateway_timestamp_cache_horizon_seconds says which). Beyond it (a re-send after the
+// horizon, to another gateway process or after a restart) the re-send gets a new timestamp and is
+// stored twice raw (the rollups still count it once within ROLLUP_DEDUPE_IDS' horizon); it shows
+// as a cache_miss, which cannot tell it from a first send. Send timestamps, or UUIDv7 ids, to be
+// safe everywhere. A record without an id gets a new id each time, so a re-send of it is always
+// stored twice (counted as source="no_id"). The tenant comes from the token; a record that names
+// one is refused.
 //
 // A request is all or nothing: every record is validated first, then buffer room is taken for all
 // of them. Answers:
@@ -44,6 +48,12 @@
 //	504 ?wait=ack and Kafka did not acknowledge this request's records within
 //	    GATEWAY_FLUSH_TIMEOUT (the records were accepted and will still be delivered).
 //
+// OTLP: POST /v1/logs and POST /v1/metrics (OTLP/HTTP, protobuf or JSON, gzip allowed) and the
+// OTLP/gRPC logs and metrics services on GATEWAY_OTLP_GRPC_LISTEN take OpenTelemetry's protocol
+// with the same tokens and limits, answering as the OTLP specification asks (partial success for
+// refused records). docs/otlp.md maps every field; cumulative metric streams are turned into
+// increases per gateway process (see cumulative).
+//
 // Memory: request bodies held at once are bounded by GATEWAY_MAX_INFLIGHT_BYTES (decompressed, 64
 // MiB by default) and their number by GATEWAY_MAX_CONCURRENT_REQUESTS (16); each body is held with
 // its parsed records (a few times its size), and accepted records then wait in the producer's
@@ -52,8 +62,11 @@
 //
 // Metrics: tributary_gateway_requests_total{status}, _records_accepted_total,
 // _overload_total{limit: concurrent_requests, inflight_bytes}, _inflight_requests,
-// _inflight_bytes, _timestamps_filled_total{source}, _timestamp_cache_evictions_total, plus the
-// producer's (see producer.Client.Register).
+// _inflight_bytes, _timestamps_filled_total{source: uuidv7, cache_hit, cache_miss, no_id},
+// _timestamp_cache_evictions_total, _timestamp_cache_entries, _timestamp_cache_horizon_seconds,
+// _otlp_items_total{signal, outcome}, _otlp_cumulative_streams, _otlp_cumulative_evictions_total,
+// _otlp_cumulative_baselines_total, _otlp_cumulative_resets_total, plus the producer's (see
+// producer.Client.Register).
 package gateway
 
 import (
@@ -90,6 +103,9 @@ type Gateway struct {
 	overload *prometheus.CounterVec
 	limits   *limits
 	stamps   *stamps
+
+	cumulative *cumulative            // OTLP cumulative streams' last points
+	otlpItems  *prometheus.CounterVec // OTLP items by signal and outcome
 }
 
 // New returns a gateway publishing through p. reg, if not nil, is the registry /metrics serves (so
@@ -113,8 +129,9 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 		overload: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_gateway_overload_total", Help: "Requests refused with 503 by a limit: concurrent_requests or inflight_bytes.",
 		}, []string{"limit"}),
-		limits: newLimits(cfg),
-		stamps: newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		limits:     newLimits(cfg),
+		stamps:     newStamps(cfg.TimestampCacheTTL, cfg.TimestampCacheEntries),
+		cumulative: newCumulative(cfg.CumulativeStreams), otlpItems: newOTLPItems(),
 	}
 	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_requests", Help: "Ingest requests being served.",
@@ -122,7 +139,9 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tributary_gateway_inflight_bytes", Help: "Request body bytes held by the requests being served.",
 	}, func() float64 { return float64(g.limits.bytes.Load()) })
-	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes, g.stamps.filled, g.stamps.evictions)
+	g.reg.MustRegister(g.requests, g.records, g.overload, inflight, inflightBytes)
+	g.reg.MustRegister(g.stamps.collectors()...)
+	g.reg.MustRegister(append(g.cumulative.collectors(), g.otlpItems)...)
 	if err := p.Register(g.reg); err != nil {
 		return nil, err
 	}
@@ -133,12 +152,31 @@ func New(cfg Config, p *producer.Client, log *slog.Logger, reg ...*prometheus.Re
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ingest", g.ingest)
+	mux.HandleFunc("POST /v1/logs", g.otlpHTTP("logs", func() otlpExport { return &logsExport{} }))
+	mux.HandleFunc("POST /v1/metrics", g.otlpHTTP("metrics", func() otlpExport { return &metricsExport{} }))
 	observe.Mount(mux, g.reg, map[string]observe.Check{"kafka": g.p.Ping})
 	return mux
 }
 
-// Run serves on Config.Listen until ctx ends. ready, if not nil, receives the bound address.
+// Run serves on Config.Listen until ctx ends, and OTLP/gRPC (RunGRPC) when it is on; if either
+// fails, both stop. ready, if not nil, receives the bound HTTP address.
 func (g *Gateway) Run(ctx context.Context, ready chan<- string) error {
+	if !g.cfg.grpcOn() {
+		return g.runHTTP(ctx, ready)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- g.RunGRPC(ctx, nil)
+		cancel()
+	}()
+	err := g.runHTTP(ctx, ready)
+	cancel()
+	return errors.Join(err, <-errc)
+}
+
+func (g *Gateway) runHTTP(ctx context.Context, ready chan<- string) error {
 	return observe.Serve(ctx, g.cfg.Listen, g.Handler(), ready, func(s *http.Server) {
 		s.ReadHeaderTimeout = g.cfg.ReadHeaderTimeout
 		s.IdleTimeout = 2 * time.Minute
@@ -240,19 +278,19 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (req *requ
 }
 
 // stamp sets the token's tenant on every record, and the timestamp of a record sent with an id
-// and without one (see stamps).
+// and without one (see stamps); one without either is counted and left to the producer.
 func (g *Gateway) stamp(req *request, tenant string) {
 	for i := range req.events {
 		e := &req.events[i]
 		e.Tenant = tenant
-		if e.Timestamp.IsZero() && e.EventID != "" {
+		if e.Timestamp.IsZero() {
 			e.Timestamp = g.stamps.timestamp(tenant, "event", e.EventID)
 		}
 	}
 	for i := range req.metrics {
 		m := &req.metrics[i]
 		m.Tenant = tenant
-		if m.Timestamp.IsZero() && m.MetricID != "" {
+		if m.Timestamp.IsZero() {
 			m.Timestamp = g.stamps.timestamp(tenant, "metric", m.MetricID)
 		}
 	}
@@ -353,13 +391,17 @@ func fieldOf(err error) string {
 
 var errBodyTooLarge = errors.New("body too large")
 
-// limitedReader bounds a decompressed body.
+// limitedReader bounds a decompressed body: a body of exactly left bytes reads to its end.
 type limitedReader struct {
 	r    io.Reader
 	left int64
+	err  error // the end (or failure) seen, returned from then on
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
 	if l.left <= 0 {
 		return 0, errBodyTooLarge
 	}
@@ -370,9 +412,12 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.left -= int64(n)
 	if l.left <= 0 && err == nil {
 		var one [1]byte
-		if m, _ := l.r.Read(one[:]); m > 0 {
+		m, perr := l.r.Read(one[:])
+		if m > 0 {
 			return n, errBodyTooLarge
 		}
+		err = perr // io.EOF: the body ends at the limit
 	}
+	l.err = err
 	return n, err
 }
