@@ -26,11 +26,6 @@ import (
 
 var traces = []string{"550e8400-e29b-41d4-a716-446655440000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8", ""}
 
-// latestWindowsSQL is the consumer's LatestWindows statement (the newest window of each owned
-// partition and tier), with the partitions it owns in the IN list.
-const latestWindowsSQL = "SELECT source_partition, tier, toUInt32(max(window_start)) FROM %s.rollups" +
-	" WHERE window_start >= toDateTime(?) AND source_partition IN (0, 1) GROUP BY source_partition, tier"
-
 func normalized(t *testing.T, a map[string]any) map[string]any {
 	t.Helper()
 	n, err := schemas.NormalizeAttributes(a)
@@ -157,7 +152,13 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 		}
 	}
 	rec.at("consumer: LatestWindows")
-	queryAll(t, conn, fmt.Sprintf(latestWindowsSQL, db), uint32(base.Add(-2*time.Hour).Unix()))
+	sink, err := consumer.NewClickHouseSink(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest, err := sink.LatestWindows(ctx, map[int32]int64{0: base.Add(-2 * time.Hour).Unix()}); err != nil || len(latest[0]) == 0 {
+		t.Fatalf("LatestWindows: %v, %v (want the stored tiers of partition 0)", latest, err)
+	}
 
 	queryService(t, rec, conn, db, base)
 	analystsGuide(t, rec, conn, db, root)
