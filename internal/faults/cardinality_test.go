@@ -54,6 +54,7 @@ const CardinalityBoundMiB = 896
 // the 2,000,000 windows are shed to ClickHouse, and the 100,000 series that get a second point load
 // theirs back.
 func TestMillionSeries(t *testing.T) {
+	t.Parallel() // the longest test here: overlap it with the others (its own topics and database)
 	const (
 		tenants, hosts, names = 1000, 10, 100 // under the default cap of new series per tenant and minute
 		again                 = 100000
