@@ -101,10 +101,13 @@ func (f Figure) target(goal string, met bool) Figure {
 	return f
 }
 
-// WriteFiles writes BENCHMARKS.md and BENCHMARKS.json into dir.
+// WriteFiles writes BENCHMARKS.md and BENCHMARKS.json into dir, creating it if needed.
 func (r *Report) WriteFiles(dir string) error {
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(dir+"/BENCHMARKS.json", append(js, '\n'), 0o644); err != nil {
