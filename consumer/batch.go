@@ -27,9 +27,10 @@ type Batch struct {
 	// dead-lettering a row that ClickHouse refuses.
 	eventSrc, metricSrc []*kgo.Record
 
-	records int // Kafka records covered, poison included
-	bytes   int
-	last    map[partition]*kgo.Record
+	records     int // Kafka records covered, poison included
+	refusedRows int // decoded rows ClickHouse refused on their own (dead-lettered, not stored)
+	bytes       int
+	last        map[partition]*kgo.Record
 
 	// Stages already done, so a retry after a partial failure does not repeat them.
 	eventsWritten, metricsWritten, rollupsApplied, rollupsWritten, outboxSent bool

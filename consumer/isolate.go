@@ -53,6 +53,7 @@ func (w *Worker) isolateRaw(ctx context.Context, b *Batch, cause error) error {
 				b.outbox = append(b.outbox, w.deadLetter(b.rawSources(events)[s.i], "clickhouse refused the row: "+s.cause.Error()))
 				b.outboxSent = false
 				w.refused.Add(1)
+				b.refusedRows++
 				iso.todo = iso.todo[:last]
 			case s.refused:
 				mid := (s.i + s.j) / 2

@@ -340,7 +340,7 @@ func (w *Worker) flush(ctx context.Context, cl *kgo.Client, b *Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	w.written.Add(uint64(len(b.Events.EventID) + len(b.Metrics.MetricID)))
+	w.written.Add(uint64(len(b.Events.EventID) + len(b.Metrics.MetricID) - b.refusedRows))
 	w.batches.Add(1)
 	w.inst.batchRecords.Observe(float64(b.Len()))
 	defer w.inst.observeStage("commit", time.Now())
