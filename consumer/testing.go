@@ -52,14 +52,10 @@ func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics 
 	for i := range metrics {
 		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i)}
 	}
-	missing := e.Missing(pts)
-	found, err := sink.LoadWindows(ctx, missing)
-	if err != nil {
+	now := time.Now()
+	if err := e.Ingest(ctx, sink, pts, nil, now); err != nil {
 		return err
 	}
-	e.Resolve(missing, found)
-	if err := e.Apply(pts); err != nil {
-		return err
-	}
-	return sink.WriteWindows(ctx, e.Dirty())
+	_, err = e.Flush(ctx, sink, now)
+	return err
 }

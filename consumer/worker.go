@@ -17,18 +17,13 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// Store keeps batches durably. Each method returns nil only once what it was given is stored; the
-// worker commits a batch's offsets after that and not before.
+// Store keeps batches durably: their raw rows (Write) and their rollup windows (rollups.Store).
+// Each method returns nil only once what it was given is stored; the worker commits a batch's
+// offsets after that and not before.
 type Store interface {
 	// Write stores the batch's raw events and metrics.
 	Write(ctx context.Context, b *Batch) error
-	// LoadWindows returns the stored rollup windows of keys (keys without one are left out).
-	LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error)
-	// LatestWindows returns, for each partition in since, the newest stored window start of each
-	// tier at or after since[p] (Unix seconds; tiers without a row are left out).
-	LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error)
-	// WriteWindows stores rollup windows, each replacing its key's older versions.
-	WriteWindows(ctx context.Context, ws []*rollups.Window) error
+	rollups.Store
 }
 
 // Stats counts what a Worker did since it started.
@@ -454,48 +449,32 @@ func (w *Worker) sendOutbox(ctx context.Context, cl *kgo.Client, b *Batch) error
 	return nil
 }
 
+// rollUp counts b's points into the rollup windows once (rollupsApplied), then stores the windows
+// and queues the closed and shed ones for publishing (rollupsWritten). A retry after a failure
+// repeats only the step that failed.
 func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	e := w.engine
 	now := time.Now()
 	if !b.rollupsApplied {
-		for _, p := range b.revoked {
-			e.Forget(p) // taken away before this batch's records were polled
-		}
-		if since := e.Unanchored(b.Points); len(since) > 0 {
-			latest, err := w.store.LatestWindows(ctx, since)
-			if err != nil {
-				return err
-			}
-			for p, t := range since {
-				e.Anchor(p, t, latest[p])
-			}
-		}
-		missing := e.Missing(b.Points)
-		found, err := w.store.LoadWindows(ctx, missing)
-		if err != nil {
-			return err
-		}
-		e.Resolve(missing, found)
-		if err := e.Apply(b.Points); err != nil {
+		// b.revoked were taken away before this batch's records were polled.
+		if err := e.Ingest(ctx, w.store, b.Points, b.revoked, now); err != nil {
 			return err
 		}
 		for _, c := range e.TakeCapped() {
 			w.log.Warn("tenant reached the new-series cap for a minute; its further new series of that minute roll up under their metric's overflow series, stored raw as usual",
 				"tenant", c.Tenant, "minute", c.Minute, "late", c.Late, "cap", w.cfg.RollupMaxNewSeries)
 		}
-		e.Touch(b.partitions(), now)
 		b.rollupsApplied = true
 	}
-	dirty := e.Dirty()
-	if err := w.store.WriteWindows(ctx, dirty); err != nil {
+	f, err := e.Flush(ctx, w.store, now)
+	if err != nil {
 		return err
 	}
-	e.MarkClean()
-	w.windows.Add(uint64(len(dirty)))
-	for _, win := range e.Advance(now) {
+	w.windows.Add(uint64(f.Written))
+	for _, win := range f.Closed {
 		b.outbox = append(b.outbox, w.rollupRecord(win, true))
 	}
-	for _, win := range e.Shed() {
+	for _, win := range f.Shed {
 		b.outbox = append(b.outbox, w.rollupRecord(win, false))
 	}
 	s := e.Stats()
