@@ -13,7 +13,7 @@ import (
 // WriteForTest writes records to database's tables the way a worker does, for tests of what reads
 // them. The records must be valid with normalised attributes.
 func WriteForTest(ctx context.Context, conn driver.Conn, database string, events []schemas.Event, metrics []schemas.Metric) error {
-	sink, err := NewClickHouseSink(conn, database)
+	store, err := NewClickHouseStore(conn, database)
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,7 @@ func WriteForTest(ctx context.Context, conn driver.Conn, database string, events
 	for i := range metrics {
 		b.addMetric(&metrics[i], now, nil)
 	}
-	return sink.Write(ctx, b)
+	return store.Write(ctx, b)
 }
 
 // RollUpForTest rolls metrics up as a worker does (partition 0, offsets in slice order) and writes
@@ -38,7 +38,7 @@ func RollUpForTest(ctx context.Context, conn driver.Conn, database string, metri
 // first point has offset first, so that windows rewritten by a later slice replace earlier rows.
 // The benchmark harness loads its data with it.
 func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics []schemas.Metric, tiers []time.Duration, first int64) error {
-	sink, err := NewClickHouseSink(conn, database)
+	store, err := NewClickHouseStore(conn, database)
 	if err != nil {
 		return err
 	}
@@ -53,9 +53,9 @@ func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics 
 		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i)}
 	}
 	now := time.Now()
-	if err := e.Ingest(ctx, sink, pts, nil, now); err != nil {
+	if err := e.Ingest(ctx, store, pts, nil, now); err != nil {
 		return err
 	}
-	_, err = e.Flush(ctx, sink, now)
+	_, err = e.Flush(ctx, store, now)
 	return err
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// fixture loads events and metrics straight through the consumer's sink and serves them.
+// fixture loads events and metrics straight through the consumer's store (consumertest) and serves them.
 type fixture struct {
 	events  []schemas.Event
 	metrics []schemas.Metric

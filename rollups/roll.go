@@ -6,7 +6,7 @@ import (
 )
 
 // Store is where an Engine keeps its windows: the consumer's ClickHouse rollups table
-// (consumer.ClickHouseSink), or a map in tests. Each method returns nil only once it is done.
+// (consumer.ClickHouseStore), or a map in tests. Each method returns nil only once it is done.
 type Store interface {
 	// LatestWindows returns, for each partition in since, the newest stored window start of each
 	// tier at or after since[p] (Unix seconds; tiers without a row are left out).

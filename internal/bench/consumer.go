@@ -152,11 +152,11 @@ func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 		return 0, err
 	}
 	cfg := consumerConfig(k, chcfg, unique("bench"))
-	sink, err := consumer.NewClickHouseSink(conn, chcfg.Database)
+	store, err := consumer.NewClickHouseStore(conn, chcfg.Database)
 	if err != nil {
 		return 0, err
 	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := consumer.New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return 0, err
 	}

@@ -135,7 +135,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	es := events(t, base, now)
 	ms, old := metrics(t, base, now)
 	tiers := []time.Duration{time.Minute, time.Hour}
-	rec.at("consumer: events and metrics (ClickHouseSink.Write)")
+	rec.at("consumer: events and metrics (ClickHouseStore.Write)")
 	if err := consumer.WriteForTest(ctx, conn, db, es, append(ms, old...)); err != nil {
 		t.Fatal(err)
 	}
@@ -152,11 +152,11 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 		}
 	}
 	rec.at("consumer: LatestWindows")
-	sink, err := consumer.NewClickHouseSink(conn, db)
+	store, err := consumer.NewClickHouseStore(conn, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if latest, err := sink.LatestWindows(ctx, map[int32]int64{0: base.Add(-2 * time.Hour).Unix()}); err != nil || len(latest[0]) == 0 {
+	if latest, err := store.LatestWindows(ctx, map[int32]int64{0: base.Add(-2 * time.Hour).Unix()}); err != nil || len(latest[0]) == 0 {
 		t.Fatalf("LatestWindows: %v, %v (want the stored tiers of partition 0)", latest, err)
 	}
 
