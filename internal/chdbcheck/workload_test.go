@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/retention"
 	"github.com/tributary/tributary/internal/testenv"
@@ -136,7 +137,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	ms, old := metrics(t, base, now)
 	tiers := []time.Duration{time.Minute, time.Hour}
 	rec.at("consumer: events and metrics (ClickHouseStore.Write)")
-	if err := consumer.WriteForTest(ctx, conn, db, es, append(ms, old...)); err != nil {
+	if err := consumertest.Write(ctx, conn, db, es, append(ms, old...)); err != nil {
 		t.Fatal(err)
 	}
 	// Three roll-ups in turn, as successive batches of a worker: the second finds the windows the
@@ -147,7 +148,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 		ms    []schemas.Metric
 		first int
 	}{{ms[:half], 0}, {ms[half:], half}, {old, len(ms)}} {
-		if err := consumer.RollUpFrom(ctx, conn, db, part.ms, tiers, int64(part.first)); err != nil {
+		if err := consumertest.RollUpFrom(ctx, conn, db, part.ms, tiers, int64(part.first)); err != nil {
 			t.Fatal(err)
 		}
 	}
