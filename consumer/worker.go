@@ -65,12 +65,14 @@ const (
 // a Store, rolls metrics up, and commits offsets only after all of it is stored: at-least-once
 // delivery, made effectively-once in queries by the tables' deterministic row identity.
 type Worker struct {
-	cfg    Config
-	store  Store
-	log    *slog.Logger
-	codec  *schemas.Codec
-	opts   []kgo.Opt
-	engine *rollups.Engine // nil when rollups are off; used only by Run's goroutine
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	codec *schemas.Codec
+	opts  []kgo.Opt
+	// engine is nil when rollups are off. One goroutine at a time uses it: the writer goroutine Run
+	// starts, or Run's own in shutdown, once the writer is idle.
+	engine *rollups.Engine
 	inst   *instruments
 
 	revokedMu sync.Mutex
@@ -149,8 +151,9 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run consumes until ctx ends, then stores and commits what it holds (bounded by ShutdownTimeout),
-// leaves the group and returns. While the store refuses a batch, Run retries with capped
-// exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
+// leaves the group and returns. While the store refuses a batch, it is retried with capped
+// exponential backoff and Run gathers at most the next batch, then fetches nothing more until the
+// first is stored, so memory stays bounded and nothing is lost.
 //
 // Decoding and storing overlap: while a writer goroutine stores batch N, the poll loop gathers and
 // decodes batch N+1 (at most one batch in flight). Rebalances are allowed only while the poll loop
