@@ -70,6 +70,22 @@ type MetricColumns struct {
 
 func newBatch() *Batch { return &Batch{last: make(map[partition]*kgo.Record)} }
 
+// NewBatch returns a batch of events and metrics ingested at now, gathered as a worker gathers the
+// records it polls, for a Store's Write without Kafka (package consumertest fills tables with it).
+// It covers no Kafka records, so Len is 0 and there is nothing to commit; its points are those of
+// partition 0 at offset 0. The records must be valid with normalised attributes.
+func NewBatch(events []schemas.Event, metrics []schemas.Metric, now time.Time) *Batch {
+	b := newBatch()
+	now = now.UTC().Truncate(time.Second)
+	for i := range events {
+		b.addEvent(&events[i], now)
+	}
+	for i := range metrics {
+		b.addMetric(&metrics[i], now, nil)
+	}
+	return b
+}
+
 // Len is the number of Kafka records the batch covers.
 func (b *Batch) Len() int { return b.records }
 

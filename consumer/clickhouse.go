@@ -9,18 +9,20 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// ClickHouseSink writes batches to the events and metrics tables with columnar inserts.
-type ClickHouseSink struct {
+// ClickHouseStore is the Store of a ClickHouse database: a batch's raw rows go to the events and
+// metrics tables with columnar inserts (Write), rollup windows to the rollups table (LoadWindows,
+// LatestWindows, WriteWindows in rollupstore.go). Safe for concurrent use, as its connection is.
+type ClickHouseStore struct {
 	conn     driver.Conn
 	database string
 }
 
-// NewClickHouseSink returns a sink writing to database's tables through conn.
-func NewClickHouseSink(conn driver.Conn, database string) (*ClickHouseSink, error) {
+// NewClickHouseStore returns a store writing to database's tables through conn.
+func NewClickHouseStore(conn driver.Conn, database string) (*ClickHouseStore, error) {
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("clickhouse database %q: not a valid identifier", database)
 	}
-	return &ClickHouseSink{conn: conn, database: database}, nil
+	return &ClickHouseStore{conn: conn, database: database}, nil
 }
 
 // The column lists are spelled out: ClickHouse 18.16 refuses a batch INSERT without them.
@@ -33,7 +35,7 @@ const (
 
 // Write inserts the batch's events, then its metrics. A kind already written in an earlier attempt
 // of the same batch is not written again.
-func (s *ClickHouseSink) Write(ctx context.Context, b *Batch) error {
+func (s *ClickHouseStore) Write(ctx context.Context, b *Batch) error {
 	if len(b.Events.EventID) > 0 && !b.eventsWritten {
 		c := &b.Events
 		if err := s.insert(ctx, "events", eventColumns, c.Tenant, c.EventID, c.TraceID, c.SpanID, c.Type, c.Name,
@@ -53,7 +55,7 @@ func (s *ClickHouseSink) Write(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *ClickHouseSink) insert(ctx context.Context, table, columns string, cols ...any) error {
+func (s *ClickHouseStore) insert(ctx context.Context, table, columns string, cols ...any) error {
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.database+"."+table+" ("+columns+")")
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", table, err)

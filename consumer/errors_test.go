@@ -39,10 +39,10 @@ func TestIsPermanent(t *testing.T) {
 	f(fmt.Errorf("produce: %w", kerr.NotLeaderForPartition), false)
 }
 
-// chaosSink answers every call at random: success, a retryable failure before or after storing
+// chaosStore answers every call at random: success, a retryable failure before or after storing
 // (an insert whose answer was lost), and a permanent refusal of any write holding a refused id, as
 // ClickHouse refuses a whole block for one bad row.
-type chaosSink struct {
+type chaosStore struct {
 	mu      sync.Mutex
 	rng     *rand.Rand
 	refuse  map[string]bool
@@ -51,7 +51,7 @@ type chaosSink struct {
 	calls   int
 }
 
-func (s *chaosSink) roll() (fail, afterStore bool) {
+func (s *chaosStore) roll() (fail, afterStore bool) {
 	s.calls++
 	switch r := s.rng.IntN(10); {
 	case r < 3:
@@ -64,10 +64,10 @@ func (s *chaosSink) roll() (fail, afterStore bool) {
 
 var errChaos = errors.New("chaos: connection reset by peer")
 
-func (s *chaosSink) Write(_ context.Context, b *Batch) error {
+func (s *chaosStore) Write(_ context.Context, b *Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Like ClickHouseSink: events, then metrics, each kind once it is stored is not written again.
+	// Like ClickHouseStore: events, then metrics, each kind once it is stored is not written again.
 	for _, kind := range []struct {
 		ids  []string
 		done *bool
@@ -95,7 +95,7 @@ func (s *chaosSink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *chaosSink) LoadWindows(_ context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
+func (s *chaosStore) LoadWindows(_ context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fail, _ := s.roll(); fail {
@@ -111,7 +111,7 @@ func (s *chaosSink) LoadWindows(_ context.Context, keys []rollups.Key) ([]*rollu
 	return out, nil
 }
 
-func (s *chaosSink) LatestWindows(_ context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
+func (s *chaosStore) LatestWindows(_ context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if fail, _ := s.roll(); fail {
@@ -131,7 +131,7 @@ func (s *chaosSink) LatestWindows(_ context.Context, since map[int32]int64) (map
 	return out, nil
 }
 
-func (s *chaosSink) WriteWindows(_ context.Context, ws []*rollups.Window) error {
+func (s *chaosStore) WriteWindows(_ context.Context, ws []*rollups.Window) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fail, after := s.roll()
@@ -169,16 +169,16 @@ func TestRandomStoreFailuresLoseNothingAndStopNothing(t *testing.T) {
 	for _, i := range []int{0, 250, 399} {
 		refuse["m"+time.Duration(i).String()] = true
 	}
-	sink := &chaosSink{rng: rand.New(rand.NewPCG(7, 8)), refuse: refuse, rows: map[string]int{}, windows: map[rollups.Key]*rollups.Window{}}
+	store := &chaosStore{rng: rand.New(rand.NewPCG(7, 8)), refuse: refuse, rows: map[string]int{}, windows: map[rollups.Key]*rollups.Window{}}
 	cfg := testConfig(brokers)
-	w, err := New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stored := func() int {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		return len(sink.rows)
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return len(store.rows)
 	}
 	// Written counts stored rows only: with the refused ones it adds up to the records (counting a
 	// refused row as written overshoots and never matches).
@@ -187,9 +187,9 @@ func TestRandomStoreFailuresLoseNothingAndStopNothing(t *testing.T) {
 		return stored() == events+metrics-len(refuse) && s.Refused == uint64(len(refuse)) && s.Written+s.Refused == uint64(events+metrics)
 	})
 
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	for id := range sink.rows {
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	for id := range store.rows {
 		if refuse[id] {
 			t.Fatalf("refused row %s was stored", id)
 		}
@@ -207,14 +207,14 @@ func TestRandomStoreFailuresLoseNothingAndStopNothing(t *testing.T) {
 		}
 	}
 	var counted uint64
-	for _, win := range sink.windows {
+	for _, win := range store.windows {
 		counted += win.Agg.Count
 	}
 	if counted != metrics { // one tier: each point once (metric rows refused raw still count in rollups)
 		t.Fatalf("rollups counted %d points, want %d", counted, metrics)
 	}
-	if sink.calls < 20 || w.Stats().Retries == 0 {
-		t.Fatalf("the store was hardly exercised: %d calls, stats %+v", sink.calls, w.Stats())
+	if store.calls < 20 || w.Stats().Retries == 0 {
+		t.Fatalf("the store was hardly exercised: %d calls, stats %+v", store.calls, w.Stats())
 	}
 }
 
@@ -228,8 +228,8 @@ func TestPermanentRollupFailureSkipsTheBatchesRollups(t *testing.T) {
 	defer c.Close()
 	brokers := c.ListenAddrs()
 	seed(t, brokers, 0, 120, nil)
-	sink := &refuseWindows{}
-	w, err := New(testConfig(brokers), sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	store := &refuseWindows{}
+	w, err := New(testConfig(brokers), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestPermanentRollupFailureSkipsTheBatchesRollups(t *testing.T) {
 	}
 }
 
-type refuseWindows struct{ memSink }
+type refuseWindows struct{ memStore }
 
 func (s *refuseWindows) WriteWindows(context.Context, []*rollups.Window) error {
 	return Permanent(errors.New("rollups: refused"))

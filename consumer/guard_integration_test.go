@@ -139,11 +139,11 @@ func TestCardinalityGuardRollsNewSeriesPastTheCapIntoOverflow(t *testing.T) {
 // stored n records, and stops it.
 func runGuarded(t *testing.T, e env, cfg consumer.Config, conn driver.Conn, logs io.Writer, n int) (*consumer.Worker, *prometheus.Registry) {
 	t.Helper()
-	sink, err := consumer.NewClickHouseSink(conn, e.ch.Database)
+	store, err := consumer.NewClickHouseStore(conn, e.ch.Database)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(logs, nil)))
+	w, err := consumer.New(cfg, store, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

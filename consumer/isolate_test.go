@@ -13,24 +13,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// flakySink refuses for their content the writes holding a row whose id is in refuse (the whole
+// flakyStore refuses for their content the writes holding a row whose id is in refuse (the whole
 // write, as ClickHouse refuses a block for one row), and fails every failEvery-th write (0: none)
 // with a retryable error, as a flaky connection does.
-type flakySink struct {
-	memSink
+type flakyStore struct {
+	memStore
 	refuse    map[string]bool
 	failEvery int
 	writes    int
 }
 
-func (s *flakySink) Write(_ context.Context, b *Batch) error {
+func (s *flakyStore) Write(_ context.Context, b *Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.writes++
 	if s.failEvery > 0 && s.writes%s.failEvery == 0 {
 		return errors.New("read tcp: connection reset by peer")
 	}
-	// Like ClickHouseSink: events, then metrics, a kind stored is not written again.
+	// Like ClickHouseStore: events, then metrics, a kind stored is not written again.
 	for _, kind := range []struct {
 		ids    []string
 		done   *bool
@@ -50,7 +50,7 @@ func (s *flakySink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *flakySink) stored() (events, metrics map[string]int) {
+func (s *flakyStore) stored() (events, metrics map[string]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	events, metrics = map[string]int{}, map[string]int{}
@@ -75,13 +75,13 @@ func TestRefusedBatchIsolationResumesAfterRetryableFailures(t *testing.T) {
 	brokers := c.ListenAddrs()
 	seed(t, brokers, 200, 0, nil)
 	bad := "e" + string(rune('a'+77%26)) + time.Duration(77).String() // seed's id of event 77
-	sink := &flakySink{refuse: map[string]bool{bad: true}, failEvery: 4}
-	w, err := New(testConfig(brokers), sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	store := &flakyStore{refuse: map[string]bool{bad: true}, failEvery: 4}
+	w, err := New(testConfig(brokers), store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntil(t, w, func() bool { e, _ := sink.stored(); return len(e) == 199 && w.Stats().Refused == 1 })
-	events, _ := sink.stored()
+	runUntil(t, w, func() bool { e, _ := store.stored(); return len(e) == 199 && w.Stats().Refused == 1 })
+	events, _ := store.stored()
 	if events[bad] != 0 {
 		t.Fatal("the refused row was stored")
 	}
@@ -101,15 +101,15 @@ func TestRefusedEventsDoNotDeadLetterTheBatchsMetrics(t *testing.T) {
 	brokers := c.ListenAddrs()
 	seed(t, brokers, 1, 1, nil)
 	codecIDs := [2]string{"ea0s", "m0s"} // seed's ids of event 0 and metric 0
-	sink := &flakySink{refuse: map[string]bool{codecIDs[0]: true}}
+	store := &flakyStore{refuse: map[string]bool{codecIDs[0]: true}}
 	cfg := testConfig(brokers)
 	cfg.BatchMaxRecords, cfg.BatchInterval = 2, 10*time.Second // one batch holds both records
-	w, err := New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntil(t, w, func() bool { return w.Stats().Batches == 1 })
-	_, metrics := sink.stored()
+	_, metrics := store.stored()
 	if s := w.Stats(); metrics[codecIDs[1]] != 1 || s.Refused != 1 {
 		t.Fatalf("stats %+v, metrics stored %v: want the metric stored and only the event refused", s, metrics)
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// gateSink stores event ids; its first Write blocks until release is closed.
-type gateSink struct {
+// gateStore stores event ids; its first Write blocks until release is closed.
+type gateStore struct {
 	mu       sync.Mutex
 	ids      map[string]int
 	entered  chan struct{}
@@ -28,7 +28,7 @@ type gateSink struct {
 	gateOnce sync.Once
 }
 
-func (s *gateSink) Write(_ context.Context, b *Batch) error {
+func (s *gateStore) Write(_ context.Context, b *Batch) error {
 	if s.gated && len(b.Events.EventID) > 0 {
 		s.gateOnce.Do(func() { close(s.entered); <-s.release })
 	}
@@ -40,13 +40,13 @@ func (s *gateSink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *gateSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
+func (s *gateStore) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
 	return nil, nil
 }
-func (s *gateSink) LatestWindows(context.Context, map[int32]int64) (map[int32]map[int32]int64, error) {
+func (s *gateStore) LatestWindows(context.Context, map[int32]int64) (map[int32]map[int32]int64, error) {
 	return nil, nil
 }
-func (s *gateSink) WriteWindows(context.Context, []*rollups.Window) error { return nil }
+func (s *gateStore) WriteWindows(context.Context, []*rollups.Window) error { return nil }
 
 // A rebalance forced while a batch is being written does not move its partitions until the batch
 // is stored and committed: the new member gets nothing meanwhile, and afterwards every record is
@@ -79,8 +79,8 @@ func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 		FetchMaxBytes: 4 << 20, RetryBackoffMax: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, WriteTimeout: time.Minute,
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s1 := &gateSink{ids: map[string]int{}, entered: make(chan struct{}), release: make(chan struct{}), gated: true}
-	s2 := &gateSink{ids: map[string]int{}}
+	s1 := &gateStore{ids: map[string]int{}, entered: make(chan struct{}), release: make(chan struct{}), gated: true}
+	s2 := &gateStore{ids: map[string]int{}}
 	w1, _ := New(cfg, s1, log)
 	w2, _ := New(cfg, s2, log)
 	ctx, cancel := context.WithCancel(context.Background())

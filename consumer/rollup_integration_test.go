@@ -49,11 +49,11 @@ func (e env) workerConfig(group string) consumer.Config {
 func startWorker(t testing.TB, e env, cfg consumer.Config) (*consumer.Worker, func()) {
 	t.Helper()
 	conn := testenv.OpenClickHouse(t, e.ch)
-	sink, err := consumer.NewClickHouseSink(conn, e.ch.Database)
+	store, err := consumer.NewClickHouseStore(conn, e.ch.Database)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := consumer.New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ const rollupWriteColumns = rollupColumns + ", sketch_p50, sketch_p90, sketch_p95
 var storedQuantiles = [4]float64{0.5, 0.9, 0.95, 0.99}
 
 // WriteWindows stores windows as rows of the rollups table (each replacing the key's older rows).
-func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window) error {
+func (s *ClickHouseStore) WriteWindows(ctx context.Context, ws []*rollups.Window) error {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -72,7 +72,7 @@ func (s *ClickHouseSink) WriteWindows(ctx context.Context, ws []*rollups.Window)
 // left out). The series ids travel as an external-data block (_series), not in the statement's
 // text, so the statement's size does not grow with the batch: a batch of a million series is one
 // statement of a few hundred bytes.
-func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
+func (s *ClickHouseStore) LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
@@ -144,7 +144,7 @@ func (s *ClickHouseSink) LoadWindows(ctx context.Context, keys []rollups.Key) ([
 // at or after since[p] (Unix seconds; tiers without such a row are left out). One statement reads
 // two small columns of the partitions' recent rows; the engine anchors a partition with it once,
 // when the worker starts or is assigned it.
-func (s *ClickHouseSink) LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
+func (s *ClickHouseStore) LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
 	if len(since) == 0 {
 		return nil, nil
 	}

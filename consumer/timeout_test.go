@@ -10,16 +10,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// hangSink's first Write hangs until its context ends, as a ClickHouse that stopped answering
+// hangStore's first Write hangs until its context ends, as a ClickHouse that stopped answering
 // would; it records the deadline it was given.
-type hangSink struct {
-	memSink
+type hangStore struct {
+	memStore
 	hung     chan struct{}
 	deadline time.Duration // of the hung call, from when it started
 	hadOne   bool
 }
 
-func (s *hangSink) Write(ctx context.Context, b *Batch) error {
+func (s *hangStore) Write(ctx context.Context, b *Batch) error {
 	select {
 	case <-s.hung:
 	default:
@@ -29,7 +29,7 @@ func (s *hangSink) Write(ctx context.Context, b *Batch) error {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	return s.memSink.Write(ctx, b)
+	return s.memStore.Write(ctx, b)
 }
 
 // An attempt to store a batch that hangs is cut off at CONSUMER_WRITE_TIMEOUT and retried:
@@ -44,14 +44,14 @@ func TestHungWriteIsCutAtWriteTimeoutAndRetried(t *testing.T) {
 	seed(t, brokers, 30, 20, nil)
 	cfg := testConfig(brokers)
 	cfg.WriteTimeout = 300 * time.Millisecond
-	sink := &hangSink{hung: make(chan struct{})}
-	w, err := New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	store := &hangStore{hung: make(chan struct{})}
+	w, err := New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntil(t, w, func() bool { e, m := sink.counts(); return e == 30 && m == 20 })
-	if !sink.hadOne || sink.deadline > cfg.WriteTimeout {
-		t.Fatalf("the hung write's deadline: %v (set: %v), want at most the write timeout %v", sink.deadline, sink.hadOne, cfg.WriteTimeout)
+	runUntil(t, w, func() bool { e, m := store.counts(); return e == 30 && m == 20 })
+	if !store.hadOne || store.deadline > cfg.WriteTimeout {
+		t.Fatalf("the hung write's deadline: %v (set: %v), want at most the write timeout %v", store.deadline, store.hadOne, cfg.WriteTimeout)
 	}
 	if s := w.Stats(); s.Retries == 0 || s.Written != 50 {
 		t.Fatalf("stats %+v: want the cut-off attempt counted as a retry and all 50 records written", s)

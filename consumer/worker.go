@@ -17,18 +17,13 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// Store keeps batches durably. Each method returns nil only once what it was given is stored; the
-// worker commits a batch's offsets after that and not before.
+// Store keeps batches durably: their raw rows (Write) and their rollup windows (rollups.Store).
+// Each method returns nil only once what it was given is stored; the worker commits a batch's
+// offsets after that and not before.
 type Store interface {
 	// Write stores the batch's raw events and metrics.
 	Write(ctx context.Context, b *Batch) error
-	// LoadWindows returns the stored rollup windows of keys (keys without one are left out).
-	LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error)
-	// LatestWindows returns, for each partition in since, the newest stored window start of each
-	// tier at or after since[p] (Unix seconds; tiers without a row are left out).
-	LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error)
-	// WriteWindows stores rollup windows, each replacing its key's older versions.
-	WriteWindows(ctx context.Context, ws []*rollups.Window) error
+	rollups.Store
 }
 
 // Stats counts what a Worker did since it started.
@@ -70,12 +65,14 @@ const (
 // a Store, rolls metrics up, and commits offsets only after all of it is stored: at-least-once
 // delivery, made effectively-once in queries by the tables' deterministic row identity.
 type Worker struct {
-	cfg    Config
-	store  Store
-	log    *slog.Logger
-	codec  *schemas.Codec
-	opts   []kgo.Opt
-	engine *rollups.Engine // nil when rollups are off; used only by Run's goroutine
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	codec *schemas.Codec
+	opts  []kgo.Opt
+	// engine is nil when rollups are off. One goroutine at a time uses it: the writer goroutine Run
+	// starts, or Run's own in shutdown, once the writer is idle.
+	engine *rollups.Engine
 	inst   *instruments
 
 	revokedMu sync.Mutex
@@ -154,8 +151,9 @@ func (w *Worker) Stats() Stats {
 }
 
 // Run consumes until ctx ends, then stores and commits what it holds (bounded by ShutdownTimeout),
-// leaves the group and returns. While the store refuses a batch, Run retries with capped
-// exponential backoff and fetches nothing more, so memory stays bounded and nothing is lost.
+// leaves the group and returns. While the store refuses a batch, it is retried with capped
+// exponential backoff and Run gathers at most the next batch, then fetches nothing more until the
+// first is stored, so memory stays bounded and nothing is lost.
 //
 // Decoding and storing overlap: while a writer goroutine stores batch N, the poll loop gathers and
 // decodes batch N+1 (at most one batch in flight). Rebalances are allowed only while the poll loop
@@ -454,48 +452,32 @@ func (w *Worker) sendOutbox(ctx context.Context, cl *kgo.Client, b *Batch) error
 	return nil
 }
 
+// rollUp counts b's points into the rollup windows once (rollupsApplied), then stores the windows
+// and queues the closed and shed ones for publishing (rollupsWritten). A retry after a failure
+// repeats only the step that failed.
 func (w *Worker) rollUp(ctx context.Context, b *Batch) error {
 	e := w.engine
 	now := time.Now()
 	if !b.rollupsApplied {
-		for _, p := range b.revoked {
-			e.Forget(p) // taken away before this batch's records were polled
-		}
-		if since := e.Unanchored(b.Points); len(since) > 0 {
-			latest, err := w.store.LatestWindows(ctx, since)
-			if err != nil {
-				return err
-			}
-			for p, t := range since {
-				e.Anchor(p, t, latest[p])
-			}
-		}
-		missing := e.Missing(b.Points)
-		found, err := w.store.LoadWindows(ctx, missing)
-		if err != nil {
-			return err
-		}
-		e.Resolve(missing, found)
-		if err := e.Apply(b.Points); err != nil {
+		// b.revoked were taken away before this batch's records were polled.
+		if err := e.Ingest(ctx, w.store, b.Points, b.revoked, now); err != nil {
 			return err
 		}
 		for _, c := range e.TakeCapped() {
 			w.log.Warn("tenant reached the new-series cap for a minute; its further new series of that minute roll up under their metric's overflow series, stored raw as usual",
 				"tenant", c.Tenant, "minute", c.Minute, "late", c.Late, "cap", w.cfg.RollupMaxNewSeries)
 		}
-		e.Touch(b.partitions(), now)
 		b.rollupsApplied = true
 	}
-	dirty := e.Dirty()
-	if err := w.store.WriteWindows(ctx, dirty); err != nil {
+	f, err := e.Flush(ctx, w.store, now)
+	if err != nil {
 		return err
 	}
-	e.MarkClean()
-	w.windows.Add(uint64(len(dirty)))
-	for _, win := range e.Advance(now) {
+	w.windows.Add(uint64(f.Written))
+	for _, win := range f.Closed {
 		b.outbox = append(b.outbox, w.rollupRecord(win, true))
 	}
-	for _, win := range e.Shed() {
+	for _, win := range f.Shed {
 		b.outbox = append(b.outbox, w.rollupRecord(win, false))
 	}
 	s := e.Stats()

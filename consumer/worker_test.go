@@ -17,8 +17,8 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// memSink stores event and metric ids; it fails the first failFirst writes.
-type memSink struct {
+// memStore stores event and metric ids; it fails the first failFirst writes.
+type memStore struct {
 	mu        sync.Mutex
 	failFirst int
 	calls     int
@@ -27,7 +27,7 @@ type memSink struct {
 	windows   int
 }
 
-func (s *memSink) Write(_ context.Context, b *Batch) error {
+func (s *memStore) Write(_ context.Context, b *Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
@@ -39,23 +39,23 @@ func (s *memSink) Write(_ context.Context, b *Batch) error {
 	return nil
 }
 
-func (s *memSink) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
+func (s *memStore) LoadWindows(context.Context, []rollups.Key) ([]*rollups.Window, error) {
 	return nil, nil
 }
 
-// LatestWindows: a memSink never returns a stored window, so nothing is stored.
-func (s *memSink) LatestWindows(context.Context, map[int32]int64) (map[int32]map[int32]int64, error) {
+// LatestWindows: a memStore never returns a stored window, so nothing is stored.
+func (s *memStore) LatestWindows(context.Context, map[int32]int64) (map[int32]map[int32]int64, error) {
 	return nil, nil
 }
 
-func (s *memSink) WriteWindows(_ context.Context, ws []*rollups.Window) error {
+func (s *memStore) WriteWindows(_ context.Context, ws []*rollups.Window) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.windows += len(ws)
 	return nil
 }
 
-func (s *memSink) counts() (int, int) {
+func (s *memStore) counts() (int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.events), len(s.metrics)
@@ -168,13 +168,13 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 	poison := [][]byte{nil, []byte("not avro"), {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 0, 0, 0, 7}, deepEvent(t, 20)}
 	seed(t, brokers, 300, 200, poison)
 
-	sink := &memSink{failFirst: 3} // ClickHouse refuses the first writes: nothing may be lost
+	store := &memStore{failFirst: 3} // ClickHouse refuses the first writes: nothing may be lost
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := New(testConfig(brokers), sink, log)
+	w, err := New(testConfig(brokers), store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntil(t, w, func() bool { e, m := sink.counts(); return e == 300 && m == 200 })
+	runUntil(t, w, func() bool { e, m := store.counts(); return e == 300 && m == 200 })
 	s := w.Stats()
 	if s.Poison != uint64(len(poison)) || s.Retries != 3 || s.Written != 500 || s.Consumed != uint64(500+len(poison)) {
 		t.Fatalf("stats %+v", s)
@@ -190,11 +190,11 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 			t.Fatalf("dead letter headers %v", h)
 		}
 	}
-	if sink.windows == 0 {
+	if store.windows == 0 {
 		t.Fatal("no rollup windows were written")
 	}
 	seen := map[string]bool{}
-	for _, id := range sink.events {
+	for _, id := range store.events {
 		if seen[id] {
 			t.Fatalf("event %s written twice", id)
 		}
@@ -202,19 +202,19 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 	}
 
 	// Everything was committed: a new worker in the same group finds nothing to do.
-	sink2 := &memSink{}
-	w2, _ := New(testConfig(brokers), sink2, log)
+	nextStore := &memStore{}
+	w2, _ := New(testConfig(brokers), nextStore, log)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := w2.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e, m := sink2.counts(); e+m != 0 || w2.Stats().Consumed != 0 {
+	if e, m := nextStore.counts(); e+m != 0 || w2.Stats().Consumed != 0 {
 		t.Fatalf("second worker re-read %d events, %d metrics: offsets were not committed", e, m)
 	}
 }
 
-// A worker stopped while the sink refuses every write commits nothing: the next worker gets it all.
+// A worker stopped while the store refuses every write commits nothing: the next worker gets it all.
 func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
 	if err != nil {
@@ -226,7 +226,7 @@ func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := testConfig(brokers)
 	cfg.ShutdownTimeout = 100 * time.Millisecond
-	down := &memSink{failFirst: 1 << 30}
+	down := &memStore{failFirst: 1 << 30}
 	w, _ := New(cfg, down, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -238,7 +238,7 @@ func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
 	if err := <-errc; err == nil {
 		t.Fatal("Run reported a clean stop although its batch was never written")
 	}
-	up := &memSink{}
+	up := &memStore{}
 	w2, _ := New(testConfig(brokers), up, log)
 	runUntil(t, w2, func() bool { e, m := up.counts(); return e == 40 && m == 10 })
 }

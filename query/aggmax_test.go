@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -64,10 +64,10 @@ func newAggMaxFixture(t *testing.T) *aggMaxFixture {
 		es = append(es, schemas.Event{EventID: fmt.Sprint("e", i), Type: "node_failed", Name: "n", Timestamp: ts, Attributes: node})
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpFrom(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}, 0); err != nil {
+	if err := consumertest.RollUpFrom(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}, 0); err != nil {
 		t.Fatal(err)
 	}
 	ro := cfg

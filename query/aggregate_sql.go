@@ -200,9 +200,7 @@ func (s *Server) fromRollups(ctx context.Context, a AggregateQuery, tier int64, 
 	rows2, err := s.conn.Query(ctx, "SELECT b"+groupNames(len(a.GroupBy))+qsql+
 		" FROM (SELECT toUInt32(intDiv(toUInt32(window_start), ?) * ?) AS b"+gsql+
 		", groupArrayArray(v.1) AS _pk, groupArrayArray(v.2) AS _pc, groupArrayArray(v.3) AS _nk,"+
-		" groupArrayArray(v.4) AS _nc, sum(v.5) AS _z, arraySort(_pk) AS _spk, arraySort((c, k) -> k, _pc, _pk) AS _spc,"+
-		" arrayReverse(arraySort(_nk)) AS _snk, arrayReverse(arraySort((c, k) -> k, _nc, _nk)) AS _snc,"+
-		" arraySum(_nc) AS _nt, arraySum(_pc) + _nt + _z AS _n"+
+		" groupArrayArray(v.4) AS _nc, sum(v.5) AS _z, "+sketchAliases+
 		latest("sketch_pos_keys, sketch_pos_counts, sketch_neg_keys, sketch_neg_counts, sketch_zero")+")", args...)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate from rollups: %w", err)
@@ -236,17 +234,26 @@ func (s *Server) fromRollups(ctx context.Context, a AggregateQuery, tier int64, 
 	return cells, rows2.Err()
 }
 
-// sketchQuantileSQL is rollups.Sketch.Quantile(q) in ClickHouse SQL over the merge query's aliases:
-// _spk/_spc the positive buckets sorted by key, _snk/_snc the negative ones most negative first,
-// _z the zero count, _nt the negative count and _n the total. q comes from quantileOf, never from a
-// request.
+// sketchAliases sorts the concatenated buckets of the sketches being merged (_pk/_pc positive keys
+// and counts, _nk/_nc negative ones, _z the summed zero counts; keys may repeat) into the aliases
+// sketchQuantileSQL reads: _spk/_spc the positive buckets by key, _snk/_snc the negative ones most
+// negative first, _nt the negative count and _n the total.
+const sketchAliases = "arraySort(_pk) AS _spk, arraySort((c, k) -> k, _pc, _pk) AS _spc," +
+	" arrayReverse(arraySort(_nk)) AS _snk, arrayReverse(arraySort((c, k) -> k, _nc, _nk)) AS _snc," +
+	" arraySum(_nc) AS _nt, arraySum(_pc) + _nt + _z AS _n"
+
+// sketchQuantileSQL is rollups.QuantileOfArrays(..., q), the one definition of the rank rule, in
+// ClickHouse SQL over sketchAliases: the rank min(floor(q*n), n-1), the first bucket whose
+// cumulative count passes it (negatives, then zero, then positives), and that bucket's value
+// rollups.BucketValue, 2*Gamma^k/(Gamma+1). TestSketchQuantileSQLMatchesGo holds the two to the
+// same answers. q comes from quantileOf, never from a request.
 func sketchQuantileSQL(q float64) string {
-	g := strconv.FormatFloat((1+rollups.RelativeAccuracy)/(1-rollups.RelativeAccuracy), 'g', -1, 64)
-	r := "least(toUInt64(floor(" + strconv.FormatFloat(q, 'g', -1, 64) + " * _n)), _n - 1)"
-	negIdx := "arrayFirstIndex(x -> x > " + r + ", arrayCumSum(_snc))"
-	posIdx := "arrayFirstIndex(x -> x + _nt + _z > " + r + ", arrayCumSum(_spc))"
+	g := strconv.FormatFloat(rollups.Gamma, 'g', -1, 64)
+	rank := "least(toUInt64(floor(" + strconv.FormatFloat(q, 'g', -1, 64) + " * _n)), _n - 1)"
+	negIdx := "arrayFirstIndex(x -> x > " + rank + ", arrayCumSum(_snc))"
+	posIdx := "arrayFirstIndex(x -> x + _nt + _z > " + rank + ", arrayCumSum(_spc))"
 	value := func(k string) string { return "(2 * pow(" + g + ", " + k + ") / (" + g + " + 1))" }
-	return "if(_n = 0, nan, if(" + negIdx + " > 0, -" + value("_snk["+negIdx+"]") + ", if(_nt + _z > " + r + ", 0, " +
+	return "if(_n = 0, nan, if(" + negIdx + " > 0, -" + value("_snk["+negIdx+"]") + ", if(_nt + _z > " + rank + ", 0, " +
 		value("_spk["+posIdx+"]") + ")))"
 }
 

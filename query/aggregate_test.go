@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/rollups"
@@ -68,17 +68,17 @@ func newAggFixture(t *testing.T) *aggFixture {
 			Name: "n", Timestamp: t0.Add(time.Duration(i) * 3 * time.Second), Source: schemas.Source{Tenant: "acme"}})
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, f.events, all); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, f.events, all); err != nil {
 		t.Fatal(err)
 	}
 	// Rolled up in two passes, as a worker would across batches: the windows spanning the split are
 	// written twice, the second version (higher last_offset) replacing the first. Queries must see
 	// only the latest version, merged or not.
 	half := len(all) / 2
-	if err := consumer.RollUpFrom(ctx, conn, cfg.Database, all[:half], []time.Duration{time.Minute, time.Hour}, 0); err != nil {
+	if err := consumertest.RollUpFrom(ctx, conn, cfg.Database, all[:half], []time.Duration{time.Minute, time.Hour}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpFrom(ctx, conn, cfg.Database, all[half:], []time.Duration{time.Minute, time.Hour}, int64(half)); err != nil {
+	if err := consumertest.RollUpFrom(ctx, conn, cfg.Database, all[half:], []time.Duration{time.Minute, time.Hour}, int64(half)); err != nil {
 		t.Fatal(err)
 	}
 	ro := cfg

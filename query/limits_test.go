@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -53,7 +53,7 @@ func newMaxFixture(t *testing.T) *maxFixture {
 			Source:     schemas.Source{Tenant: tenant, Service: "etl", Host: "host-1"},
 		})
 	}
-	if err := consumer.WriteForTest(context.Background(), conn, cfg.Database, f.events, nil); err != nil {
+	if err := consumertest.Write(context.Background(), conn, cfg.Database, f.events, nil); err != nil {
 		t.Fatal(err)
 	}
 	ro := cfg

@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
 )
 
-// fixture loads events and metrics straight through the consumer's sink and serves them.
+// fixture loads events and metrics straight through the consumer's store (consumertest) and serves them.
 type fixture struct {
 	events  []schemas.Event
 	metrics []schemas.Metric
@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 			Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%4)},
 		})
 	}
-	if err := consumer.WriteForTest(context.Background(), conn, cfg.Database, f.events, f.metrics); err != nil {
+	if err := consumertest.Write(context.Background(), conn, cfg.Database, f.events, f.metrics); err != nil {
 		t.Fatal(err)
 	}
 	ro := cfg

@@ -24,14 +24,14 @@ func TestResentRecordsCountOnceWithinTheHorizon(t *testing.T) {
 		t.Helper()
 		off++
 		p := []Point{{Series: series, Value: 1, TS: ts + off, Partition: 0, Offset: off, ID: RecordID(m.Tenant, id)}}
-		e.Resolve(e.Missing(p), nil)
-		if err := e.Apply(p); err != nil {
+		e.resolve(e.missing(p), nil)
+		if err := e.apply(p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	count := func() uint64 {
 		var n uint64
-		for _, w := range e.Dirty() {
+		for _, w := range e.dirtyWindows() {
 			n += w.Agg.Count
 		}
 		return n
@@ -48,8 +48,8 @@ func TestResentRecordsCountOnceWithinTheHorizon(t *testing.T) {
 	// The same id in another tenant is another record.
 	off++
 	p := []Point{{Series: series, Value: 1, TS: ts + off, Offset: off, ID: RecordID("other-tenant", "0190a5f2-0000-7000-8000-000000000001")}}
-	e.Resolve(e.Missing(p), nil)
-	_ = e.Apply(p)
+	e.resolve(e.missing(p), nil)
+	_ = e.apply(p)
 	// DedupeIDs (3) ids remembered, the oldest being id 1: a re-send of it is still skipped.
 	apply("0190a5f2-0000-7000-8000-000000000001")
 	if got := count(); got != 3 || e.Stats().Resent != 2 {

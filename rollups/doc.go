@@ -1,4 +1,6 @@
-// Package rollups computes tumbling event-time windows of metric points per series, without I/O.
+// Package rollups computes tumbling event-time windows of metric points per series. Its only I/O
+// is through the Store its caller passes in: Engine.Ingest loads the windows a batch of points
+// touches and counts the points, Engine.Flush writes what changed and closes and sheds windows.
 //
 // A series is tenant + name + unit + aggregation type + attributes. Each tier (1 minute and 1 hour
 // by default) keeps one Window per series, window start and source partition, holding an Aggregate:

@@ -122,9 +122,11 @@ type Stats struct {
 	NewSeries, Overflow, Capped uint64
 }
 
-// Engine rolls points up into tumbling event-time windows per series and tier. It does no I/O: the
-// caller loads windows it does not hold (Missing, Resolve), applies points (Apply), stores what
-// changed (Dirty, MarkClean), and closes windows (Advance, Shed). Not safe for concurrent use.
+// Engine rolls points up into tumbling event-time windows per series and tier. A batch of points
+// goes through it in two calls, each of which may be retried on its own when the Store fails:
+// Ingest loads the windows the points touch and counts them, Flush writes what changed and closes
+// and sheds windows. The Engine's only I/O is through the Store they are given. Not safe for
+// concurrent use.
 //
 // Exactness under replay: each window remembers the highest source offset it counted; a point at
 // or below it is skipped. A window's stored row carries that offset, so after a crash the loaded
@@ -186,13 +188,13 @@ func (e *Engine) key(series uint64, p *Point, tier int64) Key {
 	return Key{Series: series, Tier: int32(tier), Start: floorDiv(sec, tier) * tier, Partition: p.Partition}
 }
 
-// Missing returns the keys that points touch, that the engine does not hold and that may have a
+// missing returns the keys that points touch, that the engine does not hold and that may have a
 // stored row, each once: the caller looks them up in the store and passes what it found to
-// Resolve. With the guard on, a point also touches its metric's overflow series. A key of an
-// anchored partition (see Anchor) that cannot have a stored row (a window newer than anything
-// stored when the partition was anchored, and not written and dropped by this engine since) is
-// not returned: Missing installs it empty, so a batch of new series costs no lookup.
-func (e *Engine) Missing(points []Point) []Key {
+// resolve. With the guard on, a point also touches its metric's overflow series. A key of an
+// anchored partition (see anchorPartition) that cannot have a stored row (a window newer than
+// anything stored when the partition was anchored, and not written and dropped by this engine
+// since) is not returned: missing installs it empty, so a batch of new series costs no lookup.
+func (e *Engine) missing(points []Point) []Key {
 	seen := map[Key]bool{}
 	var out []Key
 	add := func(series uint64, p *Point) {
@@ -219,11 +221,11 @@ func (e *Engine) Missing(points []Point) []Key {
 	return out
 }
 
-// Unanchored returns the partitions of points that the engine has not anchored (see Anchor), with
-// the window start to anchor each from: the start of the largest tier's window before the one
-// holding the partition's newest point in points, so that the store reads about two of those
-// windows' rows.
-func (e *Engine) Unanchored(points []Point) map[int32]int64 {
+// unanchored returns the partitions of points that the engine has not anchored (see
+// anchorPartition), with the window start to anchor each from: the start of the largest tier's
+// window before the one holding the partition's newest point in points, so that the store reads
+// about two of those windows' rows.
+func (e *Engine) unanchored(points []Point) map[int32]int64 {
 	var out map[int32]int64
 	top := e.tiers[0]
 	for _, t := range e.tiers {
@@ -245,12 +247,13 @@ func (e *Engine) Unanchored(points []Point) map[int32]int64 {
 	return out
 }
 
-// Anchor records what the store holds of partition p's windows from since on: latest is the
-// newest stored window start of each tier at or after since (tiers without such a row are absent).
-// From then on Missing looks up only the keys of p that may have a row: windows starting before
+// anchorPartition records what the store holds of partition p's windows from since on: latest is
+// the newest stored window start of each tier at or after since (tiers without such a row are
+// absent).
+// From then on missing looks up only the keys of p that may have a row: windows starting before
 // since or at or before latest, and windows this engine wrote and then closed or shed. Call it
 // before the engine writes any window of p (after New or Forget), with the store's answer.
-func (e *Engine) Anchor(p int32, since int64, latest map[int32]int64) {
+func (e *Engine) anchorPartition(p int32, since int64, latest map[int32]int64) {
 	a := &anchor{floor: map[int32]int64{}, removed: map[tierStart]*idSet{}}
 	for _, t := range e.tiers {
 		a.floor[int32(t)] = since - 1
@@ -343,8 +346,8 @@ func (a *anchor) mayHold(k Key) bool {
 	return set != nil && set.has(k.Series)
 }
 
-// Resolve installs the stored windows found for keys; keys without one start empty.
-func (e *Engine) Resolve(keys []Key, found []*Window) {
+// resolve installs the stored windows found for keys; keys without one start empty.
+func (e *Engine) resolve(keys []Key, found []*Window) {
 	for _, w := range found {
 		w.dirty = false
 		e.windows[w.Key] = w
@@ -356,15 +359,16 @@ func (e *Engine) Resolve(keys []Key, found []*Window) {
 	}
 }
 
-// ErrUnresolved reports a point whose window was neither held nor resolved: a caller bug.
-var ErrUnresolved = errors.New("rollups: window not resolved before Apply")
+// ErrUnresolved reports a point whose window was neither held nor loaded when it was counted: a
+// bug in the engine, which Ingest returns rather than count the point somewhere else.
+var ErrUnresolved = errors.New("rollups: window not loaded before its point was counted")
 
-// Apply counts points, which must be in offset order within each partition, into their windows.
-// Every window they touch must be held (see Missing and Resolve). A point whose ID the engine
+// apply counts points, which must be in offset order within each partition, into their windows.
+// Every window they touch must be held (see missing and resolve). A point whose ID the engine
 // remembers (Config.DedupeIDs) is a re-sent record: it is skipped and counted in Stats.Resent. With
 // the guard on (Config.MaxNewSeries), a point of a new series past its tenant's cap is counted
 // under its metric's overflow series instead (see route).
-func (e *Engine) Apply(points []Point) error {
+func (e *Engine) apply(points []Point) error {
 	now := e.now()
 	if e.guard != nil {
 		e.guard.prune(floorDiv(now.Unix(), 60))
@@ -422,8 +426,8 @@ func (e *Engine) DedupeHorizon(now time.Time) time.Duration {
 	return now.Sub(time.Unix(oldest, 0))
 }
 
-// Touch records that partitions received points at now (wall clock), for the idle timeout.
-func (e *Engine) Touch(partitions []int32, now time.Time) {
+// touch records that partitions received points at now (wall clock), for the idle timeout.
+func (e *Engine) touch(partitions []int32, now time.Time) {
 	for _, p := range partitions {
 		if ps := e.parts[p]; ps != nil {
 			ps.lastSeen = now
@@ -431,8 +435,8 @@ func (e *Engine) Touch(partitions []int32, now time.Time) {
 	}
 }
 
-// Dirty returns the windows changed since MarkClean, in key order.
-func (e *Engine) Dirty() []*Window {
+// dirtyWindows returns the windows changed since markClean, in key order.
+func (e *Engine) dirtyWindows() []*Window {
 	var out []*Window
 	for _, w := range e.windows {
 		if w.dirty {
@@ -443,8 +447,8 @@ func (e *Engine) Dirty() []*Window {
 	return out
 }
 
-// MarkClean records that every dirty window is stored.
-func (e *Engine) MarkClean() {
+// markClean records that every dirty window is stored.
+func (e *Engine) markClean() {
 	for _, w := range e.windows {
 		w.dirty = false
 	}
@@ -480,9 +484,9 @@ func (e *Engine) Watermark(p int32, now time.Time) time.Time {
 	return time.UnixMicro(wm - e.cfg.Lateness.Microseconds()).UTC()
 }
 
-// Advance closes the windows whose end is at or behind their partition's watermark, removes them
+// advance closes the windows whose end is at or behind their partition's watermark, removes them
 // and returns them (for publishing). Call it only when nothing is dirty.
-func (e *Engine) Advance(now time.Time) []*Window {
+func (e *Engine) advance(now time.Time) []*Window {
 	wms := make(map[int32]int64, len(e.parts))
 	for p := range e.parts {
 		wms[p] = e.Watermark(p, now).UnixMicro()
@@ -503,9 +507,9 @@ func (e *Engine) Advance(now time.Time) []*Window {
 	return out
 }
 
-// Shed drops the oldest clean windows while more than MaxWindows are held and returns them. They
+// shed drops the oldest clean windows while more than MaxWindows are held and returns them. They
 // are stored, so a later point loads them again.
-func (e *Engine) Shed() []*Window {
+func (e *Engine) shed() []*Window {
 	over := len(e.windows) - e.cfg.MaxWindows
 	if over <= 0 {
 		return nil

@@ -1,6 +1,7 @@
 package rollups
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -11,40 +12,40 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// store plays the ClickHouse rollups table: the latest row per key (ReplacingMergeTree by
+// memStore plays the ClickHouse rollups table: the latest row per key (ReplacingMergeTree by
 // LastOffset).
-type store map[Key]Window
+type memStore map[Key]Window
 
-func (s store) write(ws []*Window) {
-	for _, w := range ws {
-		if old, ok := s[w.Key]; !ok || w.Agg.LastOffset >= old.Agg.LastOffset {
-			c := *w
-			if w.Agg.Sketch != nil {
-				c.Agg.Sketch = &Sketch{}
-				c.Agg.Sketch.Merge(w.Agg.Sketch)
-			}
-			s[w.Key] = c
-		}
+func copyWindow(w *Window) *Window {
+	c := *w
+	if w.Agg.Sketch != nil {
+		c.Agg.Sketch = &Sketch{}
+		c.Agg.Sketch.Merge(w.Agg.Sketch)
 	}
+	return &c
 }
 
-func (s store) load(keys []Key) []*Window {
+func (s memStore) WriteWindows(_ context.Context, ws []*Window) error {
+	for _, w := range ws {
+		if old, ok := s[w.Key]; !ok || w.Agg.LastOffset >= old.Agg.LastOffset {
+			s[w.Key] = *copyWindow(w)
+		}
+	}
+	return nil
+}
+
+func (s memStore) LoadWindows(_ context.Context, keys []Key) ([]*Window, error) {
 	var out []*Window
 	for _, k := range keys {
 		if w, ok := s[k]; ok {
-			c := w
-			if w.Agg.Sketch != nil {
-				c.Agg.Sketch = &Sketch{}
-				c.Agg.Sketch.Merge(w.Agg.Sketch)
-			}
-			out = append(out, &c)
+			out = append(out, copyWindow(&w))
 		}
 	}
-	return out
+	return out, nil
 }
 
-// latest answers Engine.Unanchored as the consumer's store does.
-func (s store) latest(since map[int32]int64) map[int32]map[int32]int64 {
+// LatestWindows answers as the consumer's store does.
+func (s memStore) LatestWindows(_ context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
 	out := map[int32]map[int32]int64{}
 	for k := range s {
 		if t, ok := since[k.Partition]; ok && k.Start >= t {
@@ -56,44 +57,45 @@ func (s store) latest(since map[int32]int64) map[int32]map[int32]int64 {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
-// process runs batches through e the way the consumer does: anchor, resolve, apply, store, close.
-// It returns how many keys were looked up in the store.
-func process(t *testing.T, e *Engine, st store, points []Point, batch int, now time.Time) (lookups int) {
+// counting is a Store that counts the keys looked up.
+type counting struct {
+	Store
+	lookups int
+}
+
+func (c *counting) LoadWindows(ctx context.Context, keys []Key) ([]*Window, error) {
+	c.lookups += len(keys)
+	return c.Store.LoadWindows(ctx, keys)
+}
+
+// roll runs points through e as one batch, as the consumer does: Ingest, then Flush.
+func roll(t *testing.T, e *Engine, st Store, points []Point, now time.Time) Flushed {
 	t.Helper()
+	ctx := context.Background()
+	if err := e.Ingest(ctx, st, points, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.Flush(ctx, st, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// process runs points through e in batches of batch points. It returns how many keys were looked
+// up in the store.
+func process(t *testing.T, e *Engine, st memStore, points []Point, batch int, now time.Time) (lookups int) {
+	t.Helper()
+	c := &counting{Store: st}
 	for len(points) > 0 {
 		n := min(batch, len(points))
-		b := points[:n]
+		roll(t, e, c, points[:n], now)
 		points = points[n:]
-		if since := e.Unanchored(b); len(since) > 0 {
-			latest := st.latest(since)
-			for p, t := range since {
-				e.Anchor(p, t, latest[p])
-			}
-		}
-		missing := e.Missing(b)
-		lookups += len(missing)
-		e.Resolve(missing, st.load(missing))
-		if err := e.Apply(b); err != nil {
-			t.Fatal(err)
-		}
-		parts := map[int32]bool{}
-		for _, p := range b {
-			parts[p.Partition] = true
-		}
-		var ps []int32
-		for p := range parts {
-			ps = append(ps, p)
-		}
-		e.Touch(ps, now)
-		st.write(e.Dirty())
-		e.MarkClean()
-		e.Advance(now)
-		e.Shed()
 	}
-	return lookups
+	return c.lookups
 }
 
 type bruteKey struct {
@@ -120,7 +122,7 @@ func brute(points []Point, tiers []int64) map[bruteKey]*Aggregate {
 }
 
 // merged is what a query reads: rows of all partitions of a window merged.
-func merged(st store) map[bruteKey]*Aggregate {
+func merged(st memStore) map[bruteKey]*Aggregate {
 	out := map[bruteKey]*Aggregate{}
 	for k, w := range st {
 		bk := bruteKey{k.Series, k.Tier, k.Start}
@@ -166,7 +168,7 @@ func genStream(rng *rand.Rand, n int, lateness time.Duration) []Point {
 	return pts
 }
 
-func checkAgainstBrute(t *testing.T, st store, points []Point, tiers []int64) {
+func checkAgainstBrute(t *testing.T, st memStore, points []Point, tiers []int64) {
 	t.Helper()
 	want, got := brute(points, tiers), merged(st)
 	if len(got) != len(want) {
@@ -215,7 +217,7 @@ func TestEngineMatchesBruteForce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := store{}
+		st := memStore{}
 		now := time.Unix(0, 0) // wall clock far behind: only event time closes windows
 		process(t, e, st, points, 1+rng.IntN(700), now)
 		checkAgainstBrute(t, st, points, e.tiers)
@@ -234,7 +236,7 @@ func TestReplayAfterCrashDoesNotDoubleCount(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Lateness = 10 * time.Second
 	points := genStream(rng, 15000, cfg.Lateness)
-	st := store{}
+	st := memStore{}
 	e1, _ := New(cfg)
 	crashAt := 9000
 	process(t, e1, st, points[:crashAt], 333, time.Unix(0, 0))
@@ -268,7 +270,7 @@ func TestAnchoredEngineLooksUpOnlyWhatMayBeStored(t *testing.T) {
 			pts = append(pts, Point{Series: s, Value: float64(i), TS: base + int64(pass)*1e6 + int64(i), Offset: int64(len(pts))})
 		}
 	}
-	st := store{}
+	st := memStore{}
 	e, _ := New(cfg)
 	if got := process(t, e, st, pts[:1000], 100, time.Unix(0, 0)); got != 0 {
 		t.Fatalf("new series in new windows: %d lookups, want 0", got)
@@ -306,14 +308,14 @@ func TestIdlePartitionClosesByWallClock(t *testing.T) {
 	s := SeriesOf(&m)
 	ts := time.Date(2025, 1, 15, 10, 0, 5, 0, time.UTC)
 	pts := []Point{{Series: s, Value: 1, TS: ts.UnixMicro()}}
-	e.Resolve(e.Missing(pts), nil)
-	_ = e.Apply(pts)
-	e.Touch([]int32{0}, ts)
-	e.MarkClean()
-	if closed := e.Advance(ts.Add(30 * time.Second)); len(closed) != 0 {
+	e.resolve(e.missing(pts), nil)
+	_ = e.apply(pts)
+	e.touch([]int32{0}, ts)
+	e.markClean()
+	if closed := e.advance(ts.Add(30 * time.Second)); len(closed) != 0 {
 		t.Fatalf("closed %d windows before the idle timeout", len(closed))
 	}
-	if closed := e.Advance(ts.Add(2 * time.Hour)); len(closed) != 2 {
+	if closed := e.advance(ts.Add(2 * time.Hour)); len(closed) != 2 {
 		t.Fatalf("idle partition: %d windows closed, want the minute and the hour", len(closed))
 	}
 }
@@ -347,11 +349,11 @@ func BenchmarkEngineApply(b *testing.B) {
 					pts[j] = Point{Series: series[j%100], Value: float64(j) * 0.37, TS: base + off*1000, Offset: off}
 					off++
 				}
-				e.Resolve(e.Missing(pts), nil)
-				if err := e.Apply(pts); err != nil {
+				e.resolve(e.missing(pts), nil)
+				if err := e.apply(pts); err != nil {
 					b.Fatal(err)
 				}
-				e.MarkClean()
+				e.markClean()
 			}
 			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 		})

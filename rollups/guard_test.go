@@ -36,7 +36,7 @@ func guardConfig(maxNew int) Config {
 type guarded struct {
 	t    *testing.T
 	e    *Engine
-	st   store
+	st   memStore
 	wall time.Time
 	off  map[int32]int64
 }
@@ -47,7 +47,7 @@ func newGuarded(t *testing.T, cfg Config) *guarded {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &guarded{t: t, e: e, st: store{}, wall: guardBase, off: map[int32]int64{}}
+	g := &guarded{t: t, e: e, st: memStore{}, wall: guardBase, off: map[int32]int64{}}
 	e.now = func() time.Time { return g.wall }
 	return g
 }
@@ -67,13 +67,7 @@ func (g *guarded) send(ts time.Time, series ...*Series) []Point {
 
 func (g *guarded) apply(pts []Point) {
 	g.t.Helper()
-	missing := g.e.Missing(pts)
-	g.e.Resolve(missing, g.st.load(missing))
-	if err := g.e.Apply(pts); err != nil {
-		g.t.Fatal(err)
-	}
-	g.st.write(g.e.Dirty())
-	g.e.MarkClean()
+	roll(g.t, g.e, g.st, pts, g.wall)
 }
 
 // counted returns, for the minute window at ts, the count of each series' row by series id.
@@ -203,7 +197,7 @@ func TestGuardReplayRoutesPointsWhereTheyWereCounted(t *testing.T) {
 	}
 }
 
-func snapshot(st store) string {
+func snapshot(st memStore) string {
 	var b strings.Builder
 	for _, k := range sortedKeys(st) {
 		w := st[k]
@@ -212,7 +206,7 @@ func snapshot(st store) string {
 	return b.String()
 }
 
-func sortedKeys(st store) []Key {
+func sortedKeys(st memStore) []Key {
 	var ws []*Window
 	for k := range st {
 		ws = append(ws, &Window{Key: k})
@@ -255,7 +249,7 @@ func TestGuardedRollupsStayExactAgainstRaw(t *testing.T) {
 			points[i] = Point{Series: s, Value: math.Round(rng.NormFloat64()*1000) / 8, TS: ts, Partition: part, Offset: next[part]}
 			next[part]++
 		}
-		st := store{}
+		st := memStore{}
 		e1, _ := New(cfg)
 		process(t, e1, st, points[:8000], 1+rng.IntN(500), time.Unix(0, 0))
 		e2, _ := New(cfg)
@@ -313,8 +307,7 @@ func TestGuardKnowsShedAndStoredSeries(t *testing.T) {
 	g := newGuarded(t, cfg)
 	a := seriesOfTenant(tenantA, 0, 2)
 	m0 := guardBase.Add(time.Second)
-	g.send(m0, a...)
-	g.e.Shed()
+	g.send(m0, a...)                  // MaxWindows 1: the flush sheds all but one window
 	g.send(m0.Add(time.Second), a...) // known in memory; the budget is spent
 	// A new engine (a restart, nothing in memory) finds the series' windows in the store.
 	g2 := newGuarded(t, cfg)

@@ -27,34 +27,34 @@ func TestMaxWindowsAtTheValueAndOnePast(t *testing.T) {
 	}
 	add := func(p Point, stored []*Window) {
 		t.Helper()
-		e.Resolve(e.Missing([]Point{p}), stored)
-		if err := e.Apply([]Point{p}); err != nil {
+		e.resolve(e.missing([]Point{p}), stored)
+		if err := e.apply([]Point{p}); err != nil {
 			t.Fatal(err)
 		}
-		e.MarkClean()
+		e.markClean()
 	}
 	for i := range 5 {
 		add(point(i), nil)
 	}
-	if shed := e.Shed(); len(shed) != 0 || e.Len() != 5 {
+	if shed := e.shed(); len(shed) != 0 || e.Len() != 5 {
 		t.Fatalf("at MaxWindows: shed %d, holding %d; want 0 and 5", len(shed), e.Len())
 	}
 	add(point(5), nil)
-	shed := e.Shed()
+	shed := e.shed()
 	if len(shed) != 1 || e.Len() != 5 || shed[0].Series.Name != "m0" || e.Stats().Shed != 1 {
 		t.Fatalf("one past MaxWindows: shed %d (%v), holding %d; want the oldest (m0) shed and 5 held", len(shed), shed, e.Len())
 	}
 	// m0's next point loads the shed window (as the store holds it) and counts on from it.
 	p := point(0)
-	if missing := e.Missing([]Point{p}); len(missing) != 1 || missing[0] != shed[0].Key {
+	if missing := e.missing([]Point{p}); len(missing) != 1 || missing[0] != shed[0].Key {
 		t.Fatalf("the shed window is not asked of the store: %v", missing)
 	}
 	add(p, shed)
-	for _, w := range e.Dirty() {
+	for _, w := range e.dirtyWindows() {
 		t.Fatalf("a window is dirty after MarkClean: %v", w.Key)
 	}
 	// Over again: the oldest window by start is m0's again, now counting both its points.
-	if shed := e.Shed(); len(shed) != 1 || shed[0].Series.Name != "m0" || shed[0].Agg.Count != 2 || e.Len() != 5 {
+	if shed := e.shed(); len(shed) != 1 || shed[0].Series.Name != "m0" || shed[0].Agg.Count != 2 || e.Len() != 5 {
 		t.Fatalf("after reloading m0: shed %v, holding %d; want m0 with a count of 2", shed, e.Len())
 	}
 }

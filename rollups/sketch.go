@@ -14,10 +14,11 @@ const RelativeAccuracy = 0.01
 // zero.
 const MinIndexable = 1e-9
 
-var (
-	gamma    = (1 + RelativeAccuracy) / (1 - RelativeAccuracy)
-	logGamma = math.Log(gamma)
-)
+// Gamma is the ratio of one bucket's bound to the next: bucket k holds the magnitudes in
+// (Gamma^(k-1), Gamma^k].
+const Gamma = (1 + RelativeAccuracy) / (1 - RelativeAccuracy)
+
+var logGamma = math.Log(Gamma)
 
 // Sketch is a mergeable quantile sketch with logarithmic buckets (DDSketch): a value v > 0 falls in
 // bucket ceil(log_gamma(v)), negatives likewise by magnitude, and near-zero values in a zero count.
@@ -32,7 +33,7 @@ type Sketch struct {
 func BucketKey(m float64) int32 { return int32(math.Ceil(math.Log(m) / logGamma)) }
 
 // BucketValue is the value a bucket stands for: within RelativeAccuracy of every magnitude in it.
-func BucketValue(k int32) float64 { return 2 * math.Pow(gamma, float64(k)) / (gamma + 1) }
+func BucketValue(k int32) float64 { return 2 * math.Pow(Gamma, float64(k)) / (Gamma + 1) }
 
 // Add counts v once.
 func (s *Sketch) Add(v float64) {
@@ -81,30 +82,12 @@ func (s *Sketch) Count() uint64 {
 	return n
 }
 
-// Quantile returns the value at quantile q (0..1): the value of rank min(floor(q*n), n-1) in sorted
-// order, as ClickHouse's quantileExact defines it, within RelativeAccuracy; NaN when empty.
+// Quantile returns the value at quantile q (0..1) within RelativeAccuracy, ranked as
+// QuantileOfArrays ranks; NaN when empty.
 func (s *Sketch) Quantile(q float64) float64 {
-	n := s.Count()
-	if n == 0 || q < 0 || q > 1 || math.IsNaN(q) {
-		return math.NaN()
-	}
-	rank := min(uint64(q*float64(n)), n-1)
-	var seen uint64
-	neg := slices.Sorted(maps.Keys(s.Neg))
-	for i := len(neg) - 1; i >= 0; i-- { // most negative first
-		if seen += s.Neg[neg[i]]; seen > rank {
-			return -BucketValue(neg[i])
-		}
-	}
-	if seen += s.Zero; seen > rank {
-		return 0
-	}
-	for _, k := range slices.Sorted(maps.Keys(s.Pos)) {
-		if seen += s.Pos[k]; seen > rank {
-			return BucketValue(k)
-		}
-	}
-	return math.NaN() // unreachable: counts add up to n
+	pk, pc := Arrays(s.Pos)
+	nk, nc := Arrays(s.Neg)
+	return QuantileOfArrays(pk, pc, nk, nc, s.Zero, q)
 }
 
 // Arrays returns a side's buckets as sorted parallel arrays, the stored form (ClickHouse's
@@ -132,9 +115,17 @@ func FromArrays(keys []int32, counts []uint64) map[int32]uint64 {
 	return m
 }
 
-// QuantileOfArrays is Quantile of the sketch whose sides are given in their stored form: sorted
-// parallel arrays with unique keys, as ClickHouse's sumMap returns them. It builds no maps, for
-// the query service, which reads tens of thousands of merged sketches per answer.
+// QuantileOfArrays returns the value at quantile q (0..1) of the sketch whose sides are given in
+// their stored form (sorted parallel arrays with unique keys, as Arrays and ClickHouse's sumMap
+// return them), within RelativeAccuracy; NaN when empty or q is outside 0..1. It is the value
+// (BucketValue) of the bucket holding the value of rank min(floor(q*n), n-1) in sorted order, as
+// ClickHouse's quantileExact ranks: negative buckets most negative first, then the zero count,
+// then the positive buckets.
+//
+// This is the one definition of the rule: Sketch.Quantile calls it, the consumer stores its
+// percentiles with each window, and the query service's SQL for merged sketches
+// (query.sketchQuantileSQL) spells out the same rank and bucket value from Gamma, held to the
+// same answers by a test. It builds no maps.
 func QuantileOfArrays(posKeys []int32, posCounts []uint64, negKeys []int32, negCounts []uint64, zero uint64, q float64) float64 {
 	n := zero
 	for _, c := range posCounts[:min(len(posKeys), len(posCounts))] {

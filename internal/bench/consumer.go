@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/loadgen"
@@ -152,11 +153,11 @@ func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 		return 0, err
 	}
 	cfg := consumerConfig(k, chcfg, unique("bench"))
-	sink, err := consumer.NewClickHouseSink(conn, chcfg.Database)
+	store, err := consumer.NewClickHouseStore(conn, chcfg.Database)
 	if err != nil {
 		return 0, err
 	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w, err := consumer.New(cfg, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return 0, err
 	}
@@ -206,7 +207,7 @@ func bareSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metr
 	}
 	settle(ctx, conn)
 	start := time.Now()
-	if err := consumer.WriteForTest(ctx, conn, chcfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, chcfg.Database, es, ms); err != nil {
 		return 0, err
 	}
 	return float64(len(es)+len(ms)) / time.Since(start).Seconds(), nil

@@ -7,7 +7,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/loadgen"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/schemas"
@@ -73,11 +73,11 @@ func load(ctx context.Context, conn driver.Conn, database string, f *loadgen.Fle
 		if p.err != nil {
 			return nil, p.err
 		}
-		if err := consumer.WriteForTest(ctx, conn, database, p.es, p.ms); err != nil {
+		if err := consumertest.Write(ctx, conn, database, p.es, p.ms); err != nil {
 			return nil, fmt.Errorf("load: %w", err)
 		}
 		if len(tiers) > 0 && len(p.ms) > 0 {
-			if err := consumer.RollUpFrom(ctx, conn, database, p.ms, tiers, offset); err != nil {
+			if err := consumertest.RollUpFrom(ctx, conn, database, p.ms, tiers, offset); err != nil {
 				return nil, fmt.Errorf("load rollups: %w", err)
 			}
 			offset += int64(len(p.ms))

@@ -267,6 +267,6 @@ func (e *Env) profileTop(ctx context.Context, addr string, secs int) (string, er
 // profileStages are the functions whose cumulative CPU share the report lists.
 var profileStages = []string{
 	"consumer.(*Worker).add", "schemas.(*Codec).DecodeEvent", "schemas.(*Codec).DecodeMetric", "consumer.(*Worker).flush",
-	"consumer.(*ClickHouseSink).Write", "consumer.(*Worker).rollUp", "consumer.(*ClickHouseSink).WriteWindows",
+	"consumer.(*ClickHouseStore).Write", "consumer.(*Worker).rollUp", "consumer.(*ClickHouseStore).WriteWindows",
 	"kgo.(*Client).PollRecords", "runtime.gcBgMarkWorker", "runtime.mallocgc",
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/retention"
 	"github.com/tributary/tributary/internal/testenv"
@@ -135,8 +136,8 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	es := events(t, base, now)
 	ms, old := metrics(t, base, now)
 	tiers := []time.Duration{time.Minute, time.Hour}
-	rec.at("consumer: events and metrics (ClickHouseSink.Write)")
-	if err := consumer.WriteForTest(ctx, conn, db, es, append(ms, old...)); err != nil {
+	rec.at("consumer: events and metrics (ClickHouseStore.Write)")
+	if err := consumertest.Write(ctx, conn, db, es, append(ms, old...)); err != nil {
 		t.Fatal(err)
 	}
 	// Three roll-ups in turn, as successive batches of a worker: the second finds the windows the
@@ -147,16 +148,16 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 		ms    []schemas.Metric
 		first int
 	}{{ms[:half], 0}, {ms[half:], half}, {old, len(ms)}} {
-		if err := consumer.RollUpFrom(ctx, conn, db, part.ms, tiers, int64(part.first)); err != nil {
+		if err := consumertest.RollUpFrom(ctx, conn, db, part.ms, tiers, int64(part.first)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	rec.at("consumer: LatestWindows")
-	sink, err := consumer.NewClickHouseSink(conn, db)
+	store, err := consumer.NewClickHouseStore(conn, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if latest, err := sink.LatestWindows(ctx, map[int32]int64{0: base.Add(-2 * time.Hour).Unix()}); err != nil || len(latest[0]) == 0 {
+	if latest, err := store.LatestWindows(ctx, map[int32]int64{0: base.Add(-2 * time.Hour).Unix()}); err != nil || len(latest[0]) == 0 {
 		t.Fatalf("LatestWindows: %v, %v (want the stored tiers of partition 0)", latest, err)
 	}
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -25,10 +25,10 @@ func TestQuerySubcommands(t *testing.T) {
 	}
 	es := []schemas.Event{{EventID: "e1", TraceID: "t1", Type: "node_failed", Name: "load_1 Failed", Timestamp: t0, Attributes: map[string]any{"error": "boom"}}}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
+	if err := consumertest.RollUp(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	qcfg := query.DefaultConfig()

@@ -136,11 +136,11 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	sink, err := consumer.NewClickHouseSink(conn, cfg.ClickHouse.Database)
+	store, err := consumer.NewClickHouseStore(conn, cfg.ClickHouse.Database)
 	if err != nil {
 		return err
 	}
-	w, err := consumer.New(cfg, sink, env.Log)
+	w, err := consumer.New(cfg, store, env.Log)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/schemas"
 )
@@ -133,10 +133,10 @@ func loadPanelData(t *testing.T, conn driver.Conn, database string) map[string]f
 		}
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, database, nil, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, database, nil, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpForTest(ctx, conn, database, ms, []time.Duration{time.Minute}); err != nil {
+	if err := consumertest.RollUp(ctx, conn, database, ms, []time.Duration{time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	exact := map[string]float64{}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/schemas"
 )
@@ -40,10 +40,10 @@ func TestSQLBlocksRun(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
+	if err := consumertest.RollUp(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range blocks {

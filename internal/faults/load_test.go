@@ -103,8 +103,8 @@ func runWorkerLogging(t *testing.T, cfg consumer.Config, log *slog.Logger) *cons
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, _ := consumer.NewClickHouseSink(conn, cfg.ClickHouse.Database)
-	w, err := consumer.New(cfg, sink, log)
+	store, _ := consumer.NewClickHouseStore(conn, cfg.ClickHouse.Database)
+	w, err := consumer.New(cfg, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}

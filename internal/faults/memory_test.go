@@ -20,7 +20,7 @@ import (
 )
 
 // MemoryBoundMiB is the peak resident memory the consumer stays under with its default settings
-// (50,000-record batches, one in flight while the next is decoded, 16 MiB fetches, rollups on),
+// (50,000-record batches, one in flight while the next is decoded, 4 MiB fetches, rollups on),
 // whatever the backlog. docs/operations.md explains the parts.
 const MemoryBoundMiB = 512
 

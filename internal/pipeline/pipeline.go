@@ -44,9 +44,9 @@ func Start(ctx context.Context, ccfg consumer.Config, qcfg query.Config, log *sl
 		return nil, fmt.Errorf("query service: %w", err)
 	}
 	s := &Stack{conns: []driver.Conn{wconn, rconn}}
-	sink, err := consumer.NewClickHouseSink(wconn, ccfg.ClickHouse.Database)
+	store, err := consumer.NewClickHouseStore(wconn, ccfg.ClickHouse.Database)
 	if err == nil {
-		s.Worker, err = consumer.New(ccfg, sink, log.With("component", "consumer"))
+		s.Worker, err = consumer.New(ccfg, store, log.With("component", "consumer"))
 	}
 	if err == nil {
 		s.Metrics = observe.NewRegistry()

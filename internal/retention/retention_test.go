@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/retention"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/schemas"
@@ -24,10 +24,10 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 		ms = append(ms, schemas.Metric{MetricID: fmt.Sprint("m", age), Name: "m", AggregationType: schemas.Counter, Value: 1, Timestamp: ts})
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute}); err != nil {
+	if err := consumertest.RollUp(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	dropped, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, RollupsDays: 0, Interval: time.Hour}, now)

@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -50,10 +50,10 @@ func TestExplorerInHeadlessChromium(t *testing.T) {
 			AggregationType: schemas.Gauge, Timestamp: t0.Add(time.Duration(i) * time.Second), Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%2)}})
 	}
 	ctx := context.Background()
-	if err := consumer.WriteForTest(ctx, conn, cfg.Database, es, ms); err != nil {
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.RollUpForTest(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
+	if err := consumertest.RollUp(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute, time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	qcfg := query.DefaultConfig()

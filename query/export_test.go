@@ -1,0 +1,7 @@
+package query
+
+// For the tests in package query_test.
+var (
+	SketchQuantileSQL = sketchQuantileSQL
+	SketchAliases     = sketchAliases
+)
