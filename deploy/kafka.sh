@@ -34,6 +34,9 @@ JAVA_OPTS=(-Xms256m -Xmx"${KAFKA_HEAP:-1g}" -XX:+UseG1GC -Djava.awt.headless=tru
 	-cp "$LIBS/*")
 java_run() { java "${JAVA_OPTS[@]}" "$@"; }
 
+# kafka_up: the broker listens and its log says it started.
+kafka_up() { port_open 127.0.0.1 "$PORT" && grep -q "Kafka Server started" "$DIR/log/server.log" 2>/dev/null; }
+
 start() {
 	if alive "$PIDFILE" && port_open 127.0.0.1 "$PORT"; then
 		log "Kafka already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE")); logs in $DIR/log"
@@ -64,14 +67,7 @@ start() {
 	log "starting Kafka on 127.0.0.1:$PORT (controller $CONTROLLER_PORT); logs in $DIR/log"
 	nohup java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/log/stdout.log" 2>&1 &
 	echo $! >"$PIDFILE"
-	for _ in $(seq 1 180); do
-		if port_open 127.0.0.1 "$PORT" && grep -q "Kafka Server started" "$DIR/log/server.log" 2>/dev/null; then
-			log "Kafka is up (pid $(cat "$PIDFILE"))"
-			return 0
-		fi
-		alive "$PIDFILE" || break
-		sleep 0.5
-	done
+	wait_up Kafka "$PIDFILE" 180 kafka_up && return 0
 	log "Kafka did not come up on port $PORT; last lines of its logs:"
 	tail -n 40 "$DIR/log/stdout.log" "$DIR/log/server.log" >&2 || true
 	stop_pid Kafka "$PIDFILE" || true

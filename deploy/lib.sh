@@ -22,6 +22,22 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
 }
 
+# wait_up NAME PIDFILE TRIES CHECK...: runs CHECK every half second until it succeeds (then logs
+# that NAME is up and returns 0), the process in PIDFILE dies, or TRIES checks failed (returns 1).
+wait_up() {
+	local name=$1 pidfile=$2 tries=$3 i
+	shift 3
+	for i in $(seq 1 "$tries"); do
+		if "$@"; then
+			log "$name is up (pid $(cat "$pidfile"))"
+			return 0
+		fi
+		alive "$pidfile" || return 1
+		sleep 0.5
+	done
+	return 1
+}
+
 # stop_pid NAME PIDFILE: TERM, wait up to 30 s, then KILL; removes the pid file.
 stop_pid() {
 	local name=$1 pidfile=$2 pid i
