@@ -65,14 +65,10 @@ start() {
 		echo "$stamp" >"$DIR/format.stamp"
 	fi
 	log "starting Kafka on 127.0.0.1:$PORT (controller $CONTROLLER_PORT); logs in $DIR/log"
-	nohup java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/log/stdout.log" 2>&1 &
-	echo $! >"$PIDFILE"
-	wait_up Kafka "$PIDFILE" 180 kafka_up && return 0
-	log "Kafka did not come up on port $PORT; last lines of its logs:"
-	tail -n 40 "$DIR/log/stdout.log" "$DIR/log/server.log" >&2 || true
-	stop_pid Kafka "$PIDFILE" || true
-	exit 1
+	launch Kafka "$PIDFILE" "$DIR/log/stdout.log" 180 kafka_up show_logs java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties"
 }
+
+show_logs() { tail -n 40 "$DIR/log/stdout.log" "$DIR/log/server.log"; }
 
 case "${1:-}" in
 install) install ;;
