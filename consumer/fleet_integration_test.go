@@ -46,10 +46,10 @@ func TestManySeriesInOneBatchDoNotWedgeThePartition(t *testing.T) {
 	produceMetrics(t, e, first)
 
 	w, stop := startWorker(t, e, cfg)
-	waitFor(t, "the first pass to be stored", 120*time.Second, func() bool { return w.Stats().Written >= series })
+	testenv.Eventually(t, "the first pass to be stored", 120*time.Second, func() bool { return w.Stats().Written >= series })
 	second := fleetMetrics(tenant, series, 1, at.Add(time.Second))
 	produceMetrics(t, e, second)
-	waitFor(t, "the second pass to be stored (a wedged partition never stores it)", 120*time.Second,
+	testenv.Eventually(t, "the second pass to be stored (a wedged partition never stores it)", 120*time.Second,
 		func() bool { return w.Stats().Written >= 2*series })
 	stop()
 
@@ -77,9 +77,9 @@ func TestResentMetricsCountOnceInRawAndRollups(t *testing.T) {
 	produceMetrics(t, e, ms)
 	produceMetrics(t, e, ms) // re-sent before the worker saw the first copy: same batch
 	w, stop := startWorker(t, e, cfg)
-	waitFor(t, "both copies to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 20 })
+	testenv.Eventually(t, "both copies to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 20 })
 	produceMetrics(t, e, ms) // re-sent after the first copies were stored and committed
-	waitFor(t, "the third copy to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 30 })
+	testenv.Eventually(t, "the third copy to be stored", 60*time.Second, func() bool { return w.Stats().Written >= 30 })
 	stop()
 	if s := w.Stats(); s.Resent != 20 {
 		t.Fatalf("stats %+v: want 20 re-sent points skipped by the rollups", s)

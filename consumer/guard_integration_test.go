@@ -154,7 +154,7 @@ func runGuarded(t *testing.T, e env, cfg consumer.Config, conn driver.Conn, logs
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	waitFor(t, "every point to be stored", 90*time.Second, func() bool { return w.Stats().Written >= uint64(n) })
+	testenv.Eventually(t, "every point to be stored", 90*time.Second, func() bool { return w.Stats().Written >= uint64(n) })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

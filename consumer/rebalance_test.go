@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/kafka"
@@ -84,6 +85,9 @@ func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 	w1, _ := New(cfg, s1, log)
 	w2, _ := New(cfg, s2, log)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // on a failure: Run stores what it holds once the gate opens, and returns
+	release := sync.OnceFunc(func() { close(s1.release) })
+	defer release()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, w := range []*Worker{w1, w2} {
@@ -97,13 +101,17 @@ func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = w.Run(ctx) }()
 	}
-	// While the batch is held, the new member must get no record (it would be a duplicate).
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) && w2.Stats().Consumed == 0 {
-		time.Sleep(50 * time.Millisecond)
-	}
-	early := w2.Stats().Consumed
-	close(s1.release)
+	// While the batch is held, the new member must get no record (it would be a duplicate). Once it
+	// is a member of the group, only the old owner's revoke, waiting for the batch, keeps its
+	// partitions; a revoke that did not wait would hand them over within a heartbeat or two (3 s).
+	adm := kadm.NewClient(cl)
+	testenv.Eventually(t, "the new member to join the group", 30*time.Second, func() bool {
+		groups, err := adm.DescribeGroups(context.Background(), cfg.Group)
+		return err == nil && len(groups[cfg.Group].Members) == 2
+	})
+	testenv.Never(t, "the new member consumed records while the old owner's batch was still being written", 10*time.Second,
+		func() bool { return w2.Stats().Consumed > 0 })
+	release()
 	stored := func() int {
 		s1.mu.Lock()
 		s2.mu.Lock()
@@ -118,19 +126,18 @@ func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 		}
 		return len(seen)
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for stored() < n && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.EventuallyNil(t, "every record to be stored", 60*time.Second, func() error {
+		if got := stored(); got < n {
+			return fmt.Errorf("%d of %d stored", got, n)
+		}
+		return nil
+	})
 	cancel()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("worker %d: %v", i+1, err)
 		}
-	}
-	if early != 0 {
-		t.Fatalf("the new member consumed %d records while the old owner's batch was still being written", early)
 	}
 	if got := stored(); got != n {
 		t.Fatalf("%d of %d records stored", got, n)

@@ -68,17 +68,6 @@ func startWorker(t testing.TB, e env, cfg consumer.Config) (*consumer.Worker, fu
 	}
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // genMetrics makes a stream over 16 series of all three types; time moves ~10 ms a point, jittered
 // back within the lateness, and 2% of points come minutes late.
 func genMetrics(rng *rand.Rand, n int, lateness time.Duration) []schemas.Metric {
@@ -130,7 +119,7 @@ func TestRollupsExactAfterReplay(t *testing.T) {
 
 	// A first worker stops part-way through.
 	w1, stop1 := startWorker(t, e, cfg)
-	waitFor(t, "the first worker to store 10,000 points", 60*time.Second, func() bool { return w1.Stats().Written >= 10000 })
+	testenv.Eventually(t, "the first worker to store 10,000 points", 60*time.Second, func() bool { return w1.Stats().Written >= 10000 })
 	stop1()
 
 	// Rewind the group to the start: everything is replayed, as after a crash before any commit.
@@ -149,7 +138,7 @@ func TestRollupsExactAfterReplay(t *testing.T) {
 	}
 
 	w2, stop2 := startWorker(t, e, cfg)
-	waitFor(t, "the second worker to store every point", 90*time.Second, func() bool { return w2.Stats().Written >= uint64(len(ms)) })
+	testenv.Eventually(t, "the second worker to store every point", 90*time.Second, func() bool { return w2.Stats().Written >= uint64(len(ms)) })
 	stop2()
 	s := w2.Stats()
 	if s.Replayed == 0 || s.LatePoints == 0 {
@@ -183,7 +172,7 @@ func TestWorkersShareThePartitions(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	waitFor(t, "three group members with partitions", 60*time.Second, func() bool {
+	testenv.Eventually(t, "three group members with partitions", 60*time.Second, func() bool {
 		groups, err := adm.DescribeGroups(context.Background(), cfg.Group)
 		if err != nil {
 			return false
@@ -202,7 +191,7 @@ func TestWorkersShareThePartitions(t *testing.T) {
 	})
 	produceMetrics(t, e, ms)
 	total := func() uint64 { return w1.Stats().Written + w2.Stats().Written + w3.Stats().Written }
-	waitFor(t, "the workers to store every point", 90*time.Second, func() bool { return total() >= uint64(len(ms)) })
+	testenv.Eventually(t, "the workers to store every point", 90*time.Second, func() bool { return total() >= uint64(len(ms)) })
 	stop1()
 	stop2()
 	stop3()
@@ -222,11 +211,6 @@ func TestWorkersShareThePartitions(t *testing.T) {
 // the newest published version (highest last_offset) holds what the rollups table holds.
 func checkPublished(t *testing.T, e env) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(e.kcfg.RollupsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	codec, _ := schemas.NewCodec()
 	type key struct {
 		series    uint64
@@ -235,20 +219,15 @@ func checkPublished(t *testing.T, e env) {
 		partition int32
 	}
 	latest := map[key]schemas.Rollup{}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) {
-			ro, err := codec.DecodeRollup(r.Value)
-			if err != nil {
-				t.Fatalf("a published rollup does not decode: %v", err)
-			}
-			k := key{ro.SeriesID, ro.TierSeconds, ro.WindowStart.Unix(), ro.SourcePartition}
-			if old, ok := latest[k]; !ok || ro.LastOffset >= old.LastOffset {
-				latest[k] = ro
-			}
-		})
+	for _, r := range testenv.ReadTopics(t, e.brokers, 30*time.Second, e.kcfg.RollupsTopic) {
+		ro, err := codec.DecodeRollup(r.Value)
+		if err != nil {
+			t.Fatalf("a published rollup does not decode: %v", err)
+		}
+		k := key{ro.SeriesID, ro.TierSeconds, ro.WindowStart.Unix(), ro.SourcePartition}
+		if old, ok := latest[k]; !ok || ro.LastOffset >= old.LastOffset {
+			latest[k] = ro
+		}
 	}
 	finals := 0
 	conn := testenv.OpenClickHouse(t, e.ch)

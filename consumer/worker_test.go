@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
@@ -119,39 +121,29 @@ func deepEvent(t *testing.T, depth int) []byte {
 	return b
 }
 
+// readTopic reads everything on topic, which must be n records.
 func readTopic(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
+	out := testenv.ReadTopics(t, brokers, 10*time.Second, topic)
 	if len(out) != n {
 		t.Fatalf("%s holds %d records, want %d", topic, len(out), n)
 	}
 	return out
 }
 
+// runUntil runs w until done holds (within 30 s) and then stops it.
 func runUntil(t *testing.T, w *Worker, done func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
-	deadline := time.After(30 * time.Second)
-	for !done() {
-		select {
-		case <-deadline:
-			cancel()
-			t.Fatalf("timed out; stats %+v", w.Stats())
-		case <-time.After(10 * time.Millisecond):
+	testenv.EventuallyNil(t, "the worker to do its work", 30*time.Second, func() error {
+		if done() {
+			return nil
 		}
-	}
+		return fmt.Errorf("stats %+v", w.Stats())
+	})
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -229,11 +221,10 @@ func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
 	down := &memStore{failFirst: 1 << 30}
 	w, _ := New(cfg, down, log)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
-	for w.Stats().Retries < 2 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, "two failed attempts", 30*time.Second, func() bool { return w.Stats().Retries >= 2 })
 	cancel()
 	if err := <-errc; err == nil {
 		t.Fatal("Run reported a clean stop although its batch was never written")

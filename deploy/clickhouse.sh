@@ -35,21 +35,10 @@ start() {
 	cp "$ROOT/deploy/clickhouse/users.xml" "$DIR/users.xml"
 	: >"$DIR/log/clickhouse-server.err.log"
 	log "starting ClickHouse on 127.0.0.1:$TCP_PORT (http $HTTP_PORT); logs in $DIR/log"
-	nohup "$BIN" --config-file="$DIR/config.xml" >"$DIR/log/stdout.log" 2>&1 &
-	echo $! >"$PIDFILE"
-	for _ in $(seq 1 120); do
-		if ping_ok; then
-			log "ClickHouse is up (pid $(cat "$PIDFILE"))"
-			return 0
-		fi
-		alive "$PIDFILE" || break
-		sleep 0.5
-	done
-	log "ClickHouse did not answer on port $HTTP_PORT; last lines of its logs:"
-	tail -n 30 "$DIR/log/stdout.log" "$DIR/log/clickhouse-server.err.log" >&2 || true
-	stop_pid ClickHouse "$PIDFILE" || true
-	exit 1
+	launch ClickHouse "$PIDFILE" "$DIR/log/stdout.log" 120 ping_ok show_logs "$BIN" --config-file="$DIR/config.xml"
 }
+
+show_logs() { tail -n 30 "$DIR/log/stdout.log" "$DIR/log/clickhouse-server.err.log"; }
 
 case "${1:-}" in
 install) install ;;

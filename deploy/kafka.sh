@@ -34,6 +34,9 @@ JAVA_OPTS=(-Xms256m -Xmx"${KAFKA_HEAP:-1g}" -XX:+UseG1GC -Djava.awt.headless=tru
 	-cp "$LIBS/*")
 java_run() { java "${JAVA_OPTS[@]}" "$@"; }
 
+# kafka_up: the broker listens and its log says it started.
+kafka_up() { port_open 127.0.0.1 "$PORT" && grep -q "Kafka Server started" "$DIR/log/server.log" 2>/dev/null; }
+
 start() {
 	if alive "$PIDFILE" && port_open 127.0.0.1 "$PORT"; then
 		log "Kafka already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE")); logs in $DIR/log"
@@ -62,21 +65,10 @@ start() {
 		echo "$stamp" >"$DIR/format.stamp"
 	fi
 	log "starting Kafka on 127.0.0.1:$PORT (controller $CONTROLLER_PORT); logs in $DIR/log"
-	nohup java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/log/stdout.log" 2>&1 &
-	echo $! >"$PIDFILE"
-	for _ in $(seq 1 180); do
-		if port_open 127.0.0.1 "$PORT" && grep -q "Kafka Server started" "$DIR/log/server.log" 2>/dev/null; then
-			log "Kafka is up (pid $(cat "$PIDFILE"))"
-			return 0
-		fi
-		alive "$PIDFILE" || break
-		sleep 0.5
-	done
-	log "Kafka did not come up on port $PORT; last lines of its logs:"
-	tail -n 40 "$DIR/log/stdout.log" "$DIR/log/server.log" >&2 || true
-	stop_pid Kafka "$PIDFILE" || true
-	exit 1
+	launch Kafka "$PIDFILE" "$DIR/log/stdout.log" 180 kafka_up show_logs java "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties"
 }
+
+show_logs() { tail -n 40 "$DIR/log/stdout.log" "$DIR/log/server.log"; }
 
 case "${1:-}" in
 install) install ;;

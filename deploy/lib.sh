@@ -22,6 +22,29 @@ apt_install() {
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
 }
 
+# launch NAME PIDFILE OUT TRIES CHECK SHOWLOGS CMD...: runs CMD in the background, its output in
+# OUT and its pid in PIDFILE, and runs CHECK every half second until it succeeds. When the process
+# dies first or TRIES checks fail, it runs SHOWLOGS (the end of the server's logs), stops the
+# process and exits 1.
+launch() {
+	local name=$1 pidfile=$2 out=$3 tries=$4 check=$5 showlogs=$6 i
+	shift 6
+	nohup "$@" >"$out" 2>&1 &
+	echo $! >"$pidfile"
+	for i in $(seq 1 "$tries"); do
+		if "$check"; then
+			log "$name is up (pid $(cat "$pidfile"))"
+			return 0
+		fi
+		alive "$pidfile" || break
+		sleep 0.5
+	done
+	log "$name did not come up; last lines of its logs:"
+	"$showlogs" >&2 || true
+	stop_pid "$name" "$pidfile" || true
+	exit 1
+}
+
 # stop_pid NAME PIDFILE: TERM, wait up to 30 s, then KILL; removes the pid file.
 stop_pid() {
 	local name=$1 pidfile=$2 pid i

@@ -237,14 +237,14 @@ func (c *Client) prepareBatch(ctx context.Context, events []Event, metrics []Met
 	return recs, nil
 }
 
-// checkSize refuses a record Kafka would never take.
-func (c *Client) checkSize(kind string, r *kgo.Record) error {
+// checkSize returns r, or refuses it if Kafka would never take it.
+func (c *Client) checkSize(kind string, r *kgo.Record) (*kgo.Record, error) {
 	if n := recordSize(r); n > int64(c.cfg.MaxRecordBytes) {
 		c.invalid.Add(1)
-		return fmt.Errorf("record %s: %w: %d bytes encoded (key, value and %d of overhead), at most %d (MaxRecordBytes)",
+		return nil, fmt.Errorf("record %s: %w: %d bytes encoded (key, value and %d of overhead), at most %d (MaxRecordBytes)",
 			kind, ErrRecordTooLarge, n, RecordOverhead, c.cfg.MaxRecordBytes)
 	}
-	return nil
+	return r, nil
 }
 
 func recordSize(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value) + RecordOverhead) }
@@ -264,37 +264,19 @@ func (c *Client) prepareEvent(ctx context.Context, e *Event) (*kgo.Record, error
 			e.SpanID = sp.SpanID
 		}
 	}
-	if !c.Sampled(e.TraceID) {
-		c.sampled.Add(1)
+	if c.sampledOut(e.TraceID) {
 		return nil, nil
 	}
-	if e.EventID == "" {
-		e.EventID = NewID()
-	}
-	if e.Timestamp.IsZero() {
-		e.Timestamp = time.Now()
-	}
-	c.stamp(&e.Source)
-	var err error
-	var value []byte
-	if e.Attributes, err = c.checkAttributes(e.Attributes); err == nil {
-		if err = e.Validate(); err == nil {
-			value, err = c.codec.AppendEvent(nil, e)
-		}
-	}
+	setDefaults(&e.EventID, &e.Timestamp)
+	value, err := c.encode("event", &e.Source, &e.Attributes, e.Validate, func() ([]byte, error) { return c.codec.AppendEvent(nil, e) })
 	if err != nil {
-		c.invalid.Add(1)
-		return nil, fmt.Errorf("record event: %w", err)
+		return nil, err
 	}
 	var key []byte
 	if e.TraceID != "" {
 		key = []byte(e.TraceID) // a trace stays on one partition, in order
 	}
-	r := &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value}
-	if err := c.checkSize("event", r); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return c.checkSize("event", &kgo.Record{Topic: c.cfg.Kafka.EventsTopic, Key: key, Value: value})
 }
 
 func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, error) {
@@ -305,33 +287,52 @@ func (c *Client) prepareMetric(ctx context.Context, m *Metric) (*kgo.Record, err
 	if sp, ok := SpanFromContext(ctx); ok && m.TraceID == "" {
 		m.TraceID = sp.TraceID
 	}
-	if !c.Sampled(m.TraceID) {
-		c.sampled.Add(1)
+	if c.sampledOut(m.TraceID) {
 		return nil, nil
 	}
-	if m.MetricID == "" {
-		m.MetricID = NewID()
-	}
-	if m.Timestamp.IsZero() {
-		m.Timestamp = time.Now()
-	}
-	c.stamp(&m.Source)
-	var err error
-	var value []byte
-	if m.Attributes, err = c.checkAttributes(m.Attributes); err == nil {
-		if err = m.Validate(); err == nil {
-			value, err = c.codec.AppendMetric(nil, m)
-		}
-	}
+	setDefaults(&m.MetricID, &m.Timestamp)
+	value, err := c.encode("metric", &m.Source, &m.Attributes, m.Validate, func() ([]byte, error) { return c.codec.AppendMetric(nil, m) })
 	if err != nil {
-		c.invalid.Add(1)
-		return nil, fmt.Errorf("record metric: %w", err)
-	}
-	r := &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value}
-	if err := c.checkSize("metric", r); err != nil {
 		return nil, err
 	}
-	return r, nil
+	return c.checkSize("metric", &kgo.Record{Topic: c.cfg.Kafka.MetricsTopic, Key: SeriesKey(m), Value: value})
+}
+
+// sampledOut reports (and counts) a record of traceID that sampling discards.
+func (c *Client) sampledOut(traceID string) bool {
+	if c.Sampled(traceID) {
+		return false
+	}
+	c.sampled.Add(1)
+	return true
+}
+
+// setDefaults gives a record without an id a new one, and one without a timestamp the time now.
+func setDefaults(id *string, ts *time.Time) {
+	if *id == "" {
+		*id = NewID()
+	}
+	if ts.IsZero() {
+		*ts = time.Now()
+	}
+}
+
+// encode finishes a record of kind and encodes it: stamps its source, normalizes and checks its
+// attributes, validates it and encodes it with appendTo. A record refused on the way is counted as
+// invalid and the error says so.
+func (c *Client) encode(kind string, src *schemas.Source, attrs *map[string]any, validate func() error, appendTo func() ([]byte, error)) ([]byte, error) {
+	c.stamp(src)
+	var err error
+	if *attrs, err = c.checkAttributes(*attrs); err == nil {
+		if err = validate(); err == nil {
+			var value []byte
+			if value, err = appendTo(); err == nil {
+				return value, nil
+			}
+		}
+	}
+	c.invalid.Add(1)
+	return nil, fmt.Errorf("record %s: %w", kind, err)
 }
 
 // checkAttributes normalises attrs and checks the limits. The result may be attrs itself; the

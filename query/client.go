@@ -130,15 +130,21 @@ func (c *Client) QueryEvents(ctx context.Context, f Filter) ([]schemas.Event, in
 }
 
 func eventsOf(a EventsAnswer) ([]schemas.Event, int, error) {
-	out := make([]schemas.Event, len(a.Events))
-	for i := range a.Events {
-		e, err := a.Events[i].toEvent()
+	return recordsOf(a.Events, (*EventJSON).toEvent, a.page)
+}
+
+// recordsOf converts one page of an answer back to records with conv, and returns them with the
+// offset of the next page.
+func recordsOf[J, R any](rows []J, conv func(*J) (R, error), p page) ([]R, int, error) {
+	out := make([]R, len(rows))
+	for i := range rows {
+		r, err := conv(&rows[i])
 		if err != nil {
 			return nil, -1, err
 		}
-		out[i] = e
+		out[i] = r
 	}
-	return out, next(a.page), nil
+	return out, next(p), nil
 }
 
 // QueryMetrics returns one page of metric points matching f, and the offset of the next page (-1
@@ -148,15 +154,7 @@ func (c *Client) QueryMetrics(ctx context.Context, f Filter) ([]schemas.Metric, 
 	if err := c.get(ctx, "/v1/metrics", f.Values(), &a); err != nil {
 		return nil, -1, err
 	}
-	out := make([]schemas.Metric, len(a.Metrics))
-	for i := range a.Metrics {
-		m, err := a.Metrics[i].toMetric()
-		if err != nil {
-			return nil, -1, err
-		}
-		out[i] = m
-	}
-	return out, next(a.page), nil
+	return recordsOf(a.Metrics, (*MetricJSON).toMetric, a.page)
 }
 
 func next(p page) int {

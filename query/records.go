@@ -311,13 +311,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 
 // toEvent converts an answer's event back to a record, attributes with their types.
 func (e *EventJSON) toEvent() (schemas.Event, error) {
-	ts, err := time.Parse(time.RFC3339Nano, e.Timestamp)
+	ts, attrs, err := parseTimeAndAttributes("event "+e.EventID, e.Timestamp, e.Attributes)
 	if err != nil {
-		return schemas.Event{}, fmt.Errorf("event %s: timestamp: %w", e.EventID, err)
-	}
-	attrs, err := schemas.ParseAttributesJSON(e.Attributes)
-	if err != nil {
-		return schemas.Event{}, fmt.Errorf("event %s: %w", e.EventID, err)
+		return schemas.Event{}, err
 	}
 	return schemas.Event{
 		EventID: e.EventID, TraceID: deref(e.TraceID), SpanID: deref(e.SpanID), Type: e.Type, Name: e.Name,
@@ -326,19 +322,29 @@ func (e *EventJSON) toEvent() (schemas.Event, error) {
 }
 
 func (m *MetricJSON) toMetric() (schemas.Metric, error) {
-	ts, err := time.Parse(time.RFC3339Nano, m.Timestamp)
+	ts, attrs, err := parseTimeAndAttributes("metric "+m.MetricID, m.Timestamp, m.Attributes)
 	if err != nil {
-		return schemas.Metric{}, fmt.Errorf("metric %s: timestamp: %w", m.MetricID, err)
-	}
-	attrs, err := schemas.ParseAttributesJSON(m.Attributes)
-	if err != nil {
-		return schemas.Metric{}, fmt.Errorf("metric %s: %w", m.MetricID, err)
+		return schemas.Metric{}, err
 	}
 	return schemas.Metric{
 		MetricID: m.MetricID, TraceID: deref(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
 		AggregationType: schemas.AggregationType(m.AggregationType), Timestamp: ts, Attributes: attrs,
 		Source: schemas.Source{Tenant: m.Tenant, Service: m.Service, Host: m.Host},
 	}, nil
+}
+
+// parseTimeAndAttributes parses the timestamp and attributes of an answer's record (what names
+// it, for errors).
+func parseTimeAndAttributes(what, timestamp string, attributes json.RawMessage) (time.Time, map[string]any, error) {
+	ts, err := time.Parse(time.RFC3339Nano, timestamp)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("%s: timestamp: %w", what, err)
+	}
+	attrs, err := schemas.ParseAttributesJSON(attributes)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ts, attrs, nil
 }
 
 func deref(s *string) string {

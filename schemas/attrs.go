@@ -31,13 +31,33 @@ func NormalizeAttributes(attrs map[string]any) (map[string]any, error) {
 	if canonicalScalars(attrs) {
 		return attrs, nil
 	}
-	out := make(map[string]any, len(attrs))
-	for k, v := range attrs {
-		nv, err := normalize(v, 1)
+	return convertMap(attrs, func(v any) (any, error) { return normalize(v, 1) })
+}
+
+// convertMap converts every value of m with conv; an error names the attribute (key) whose value
+// it came from. Attributes are converted this way between their forms (as given, normalised, on
+// the wire, in JSON).
+func convertMap[E, V any](m map[string]E, conv func(E) (V, error)) (map[string]V, error) {
+	out := make(map[string]V, len(m))
+	for k, e := range m {
+		v, err := conv(e)
 		if err != nil {
 			return nil, fmt.Errorf("attribute %q: %w", k, err)
 		}
-		out[k] = nv
+		out[k] = v
+	}
+	return out, nil
+}
+
+// convertList converts every element of a list attribute with conv.
+func convertList[E, V any](xs []E, conv func(E) (V, error)) ([]V, error) {
+	out := make([]V, len(xs))
+	for i, e := range xs {
+		v, err := conv(e)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
 	}
 	return out, nil
 }

@@ -152,25 +152,9 @@ func FromJSONValue(v any, depth int) (any, error) {
 	case json.Number:
 		return parseJSONNumber(string(x))
 	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			ne, err := FromJSONValue(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = ne
-		}
-		return out, nil
+		return convertList(x, func(e any) (any, error) { return FromJSONValue(e, depth+1) })
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			ne, err := FromJSONValue(e, depth+1)
-			if err != nil {
-				return nil, fmt.Errorf("attribute %q: %w", k, err)
-			}
-			out[k] = ne
-		}
-		return out, nil
+		return convertMap(x, func(e any) (any, error) { return FromJSONValue(e, depth+1) })
 	}
 	return nil, fmt.Errorf("%w: unsupported JSON value %T", ErrBadAttribute, v)
 }

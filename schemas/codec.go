@@ -332,16 +332,26 @@ func (c *Codec) decode(data []byte, want Kind, v any) error {
 	return nil
 }
 
+// decodeWithAttributes decodes data, a record of kind want, into v, and converts its attributes
+// (*attrs, a field of v) back from their wire form.
+func (c *Codec) decodeWithAttributes(data []byte, want Kind, v any, attrs *map[string]attrValue) (map[string]any, error) {
+	if err := c.decode(data, want, v); err != nil {
+		return nil, err
+	}
+	out, err := fromWireAttrs(*attrs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, want, err)
+	}
+	return out, nil
+}
+
 // DecodeEvent decodes a single-object-encoded event. Errors wrap ErrMalformed or ErrUnknownSchema;
 // the result is not validated (call Validate).
 func (c *Codec) DecodeEvent(data []byte) (Event, error) {
 	var w wireEvent
-	if err := c.decode(data, KindEvent, &w); err != nil {
-		return Event{}, err
-	}
-	attrs, err := fromWireAttrs(w.Attributes)
+	attrs, err := c.decodeWithAttributes(data, KindEvent, &w, &w.Attributes)
 	if err != nil {
-		return Event{}, fmt.Errorf("%w: event: %v", ErrMalformed, err)
+		return Event{}, err
 	}
 	return Event{
 		EventID: w.EventID, TraceID: deref(w.TraceID), SpanID: deref(w.SpanID), Type: w.Type, Name: w.Name,
@@ -354,12 +364,9 @@ func (c *Codec) DecodeEvent(data []byte) (Event, error) {
 // the result is not validated (call Validate).
 func (c *Codec) DecodeMetric(data []byte) (Metric, error) {
 	var w wireMetric
-	if err := c.decode(data, KindMetric, &w); err != nil {
-		return Metric{}, err
-	}
-	attrs, err := fromWireAttrs(w.Attributes)
+	attrs, err := c.decodeWithAttributes(data, KindMetric, &w, &w.Attributes)
 	if err != nil {
-		return Metric{}, fmt.Errorf("%w: metric: %v", ErrMalformed, err)
+		return Metric{}, err
 	}
 	return Metric{
 		MetricID: w.MetricID, TraceID: deref(w.TraceID), Name: w.Name, Value: w.Value, Unit: w.Unit,

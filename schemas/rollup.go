@@ -112,12 +112,9 @@ func nonNil(s []int32) []int32 {
 // DecodeRollup decodes a single-object-encoded rollup.
 func (c *Codec) DecodeRollup(data []byte) (Rollup, error) {
 	var w wireRollup
-	if err := c.decode(data, KindRollup, &w); err != nil {
-		return Rollup{}, err
-	}
-	attrs, err := fromWireAttrs(w.Attributes)
+	attrs, err := c.decodeWithAttributes(data, KindRollup, &w, &w.Attributes)
 	if err != nil {
-		return Rollup{}, fmt.Errorf("%w: rollup: %v", ErrMalformed, err)
+		return Rollup{}, err
 	}
 	r := Rollup{
 		Tenant: w.Tenant, Name: w.Name, Unit: w.Unit, AggregationType: AggregationType(w.AggregationType),

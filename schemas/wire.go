@@ -54,15 +54,7 @@ func deref(s *string) string {
 }
 
 func toWireAttrs(attrs map[string]any) (map[string]attrValue, error) {
-	out := make(map[string]attrValue, len(attrs))
-	for k, v := range attrs {
-		wv, err := toWireValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("attribute %q: %w", k, err)
-		}
-		out[k] = wv
-	}
-	return out, nil
+	return convertMap(attrs, toWireValue)
 }
 
 func toWireValue(v any) (attrValue, error) {
@@ -70,13 +62,9 @@ func toWireValue(v any) (attrValue, error) {
 	case nil, bool, int64, float64, string:
 		return attrValue{V: x}, nil
 	case []any:
-		list := make([]attrValue, len(x))
-		for i, e := range x {
-			we, err := toWireValue(e)
-			if err != nil {
-				return attrValue{}, err
-			}
-			list[i] = we
+		list, err := convertList(x, toWireValue)
+		if err != nil {
+			return attrValue{}, err
 		}
 		return attrValue{V: list}, nil
 	case map[string]any:
@@ -93,15 +81,7 @@ func fromWireAttrs(attrs map[string]attrValue) (map[string]any, error) {
 	if len(attrs) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]any, len(attrs))
-	for k, v := range attrs {
-		nv, err := fromWireValue(v.V, 1)
-		if err != nil {
-			return nil, fmt.Errorf("attribute %q: %w", k, err)
-		}
-		out[k] = nv
-	}
-	return out, nil
+	return convertMap(attrs, func(v attrValue) (any, error) { return fromWireValue(v.V, 1) })
 }
 
 // fromWireValue converts a decoded attribute value at nesting depth (a top-level value is at 1)
@@ -125,25 +105,9 @@ func fromWireValue(v any, depth int) (any, error) {
 	case int:
 		return int64(x), nil
 	case []attrValue:
-		out := make([]any, len(x))
-		for i, e := range x {
-			ne, err := fromWireValue(e.V, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = ne
-		}
-		return out, nil
+		return convertList(x, func(e attrValue) (any, error) { return fromWireValue(e.V, depth+1) })
 	case map[string]attrValue:
-		m := make(map[string]any, len(x))
-		for k, e := range x {
-			ne, err := fromWireValue(e.V, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			m[k] = ne
-		}
-		return m, nil
+		return convertMap(x, func(e attrValue) (any, error) { return fromWireValue(e.V, depth+1) })
 	}
 	return nil, fmt.Errorf("%w: unexpected decoded type %T", ErrMalformed, v)
 }

@@ -173,15 +173,9 @@ func runEvents(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if l.json {
-		return printJSON(env.Stdout, es)
-	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tTYPE\tNAME\tTRACE\tATTRIBUTES")
-	for _, e := range es {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Timestamp.Format(time.RFC3339Nano), e.Type, e.Name, e.TraceID, schemas.AppendAttributesJSON(nil, e.Attributes))
-	}
-	return tw.Flush()
+	return printList(env, l.json, es, "TIME\tTYPE\tNAME\tTRACE\tATTRIBUTES", func(e *schemas.Event) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", e.Timestamp.Format(time.RFC3339Nano), e.Type, e.Name, e.TraceID, schemas.AppendAttributesJSON(nil, e.Attributes))
+	})
 }
 
 func runMetrics(ctx context.Context, env *Env, args []string) error {
@@ -194,13 +188,21 @@ func runMetrics(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if l.json {
-		return printJSON(env.Stdout, ms)
+	return printList(env, l.json, ms, "TIME\tNAME\tVALUE\tUNIT\tTYPE\tATTRIBUTES", func(m *schemas.Metric) string {
+		return fmt.Sprintf("%s\t%s\t%g\t%s\t%s\t%s", m.Timestamp.Format(time.RFC3339Nano), m.Name, m.Value, m.Unit, m.AggregationType, schemas.AppendAttributesJSON(nil, m.Attributes))
+	})
+}
+
+// printList prints the records of an events or metrics answer: as JSON with --json, otherwise as
+// a table under header with a line (of tab-separated cells) a record.
+func printList[T any](env *Env, asJSON bool, rows []T, header string, line func(*T) string) error {
+	if asJSON {
+		return printJSON(env.Stdout, rows)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tNAME\tVALUE\tUNIT\tTYPE\tATTRIBUTES")
-	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%g\t%s\t%s\t%s\n", m.Timestamp.Format(time.RFC3339Nano), m.Name, m.Value, m.Unit, m.AggregationType, schemas.AppendAttributesJSON(nil, m.Attributes))
+	fmt.Fprintln(tw, header)
+	for i := range rows {
+		fmt.Fprintln(tw, line(&rows[i]))
 	}
 	return tw.Flush()
 }

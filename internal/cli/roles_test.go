@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -56,23 +57,29 @@ func TestConsumerRoleOperations(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for code, _ := get("/readyz"); code != 200; code, _ = get("/readyz") {
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready; logs:\n%s", logs.String())
+	testenv.EventuallyNil(t, "the consumer to be ready", 30*time.Second, func() error {
+		if code, body := get("/readyz"); code != 200 {
+			return fmt.Errorf("/readyz %d %s; logs:\n%s", code, body, logs.String())
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, body := get("/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("healthz %d %s", code, body)
 	}
-	time.Sleep(time.Second) // let the client talk to the broker, so franz-go's metrics exist
-	code, body := get("/metrics")
-	for _, want := range []string{"tributary_consumer_records_consumed_total", "tributary_rollup_windows_open", "tributary_kafka_"} {
-		if code != 200 || !strings.Contains(body, want) {
-			t.Errorf("/metrics lacks %s", want)
+	// franz-go's metrics exist once the client has talked to the broker.
+	testenv.EventuallyNil(t, "/metrics to show the consumer's, the rollups' and franz-go's metrics", 30*time.Second, func() error {
+		code, body := get("/metrics")
+		var lacks []string
+		for _, want := range []string{"tributary_consumer_records_consumed_total", "tributary_rollup_windows_open", "tributary_kafka_"} {
+			if code != 200 || !strings.Contains(body, want) {
+				lacks = append(lacks, want)
+			}
 		}
-	}
+		if len(lacks) > 0 {
+			return fmt.Errorf("/metrics (%d) lacks %v", code, lacks)
+		}
+		return nil
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -141,40 +148,38 @@ func TestConsumerWaitsForClickHouse(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	defer func() { _ = cmd.Process.Kill(); <-exited }()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(logs.String(), "waiting for ClickHouse") < 2 {
+	testenv.EventuallyNil(t, "two retries to be logged", 30*time.Second, func() error {
 		select {
 		case err := <-exited:
+			exited <- err // for the deferred kill
 			t.Fatalf("the consumer exited (%v) instead of waiting for ClickHouse; logs:\n%s", err, logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no retries logged; logs:\n%s", logs.String())
+		if strings.Count(logs.String(), "waiting for ClickHouse") < 2 {
+			return fmt.Errorf("logs:\n%s", logs.String())
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// ClickHouse "comes back": a proxy to the real server listens on the consumer's address.
 	chaosproxy.Start(t, chaosproxy.Config{Addr: chAddr, Upstream: ch.Addr[0]})
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	testenv.EventuallyNil(t, "the consumer to be ready after ClickHouse came back", 60*time.Second, func() error {
 		resp, err := http.Get("http://" + metricsAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return fmt.Errorf("%v; logs:\n%s", err, logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready after ClickHouse came back; logs:\n%s", logs.String())
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz %d; logs:\n%s", resp.StatusCode, logs.String())
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-exited; err != nil {
+	err := <-exited
+	exited <- err // for the deferred kill
+	if err != nil {
 		t.Fatalf("consumer exited with %v; logs:\n%s", err, logs.String())
 	}
-	exited <- nil // for the deferred kill
 }

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/producer"
 )
 
 // A consumer process killed with SIGKILL while 100,000 records flow: after a new process takes
@@ -74,8 +74,8 @@ func TestConsumerKilledMidFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStored(t, conn, ch.Database, l.size(), 2*time.Minute)
-	// Let the last windows be written, then stop gracefully.
-	time.Sleep(time.Second)
+	// Once every batch is committed its rollup windows are written too; then stop gracefully.
+	waitLagZero(t, brokers, group, time.Minute, k.EventsTopic, k.MetricsTopic)
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,9 @@ func TestConsumerKilledMidFlow(t *testing.T) {
 	checkExactlyOnce(t, conn, ch.Database, l)
 }
 
-// ClickHouse stopped for 30 s under load and started again: nothing is lost, lag returns to zero.
+// ClickHouse stopped under load, for as long as the producer takes to send half the load (about
+// 20 s) into the outage and the worker to fail several attempts, and started again while the load
+// still flows: nothing is lost, lag returns to zero.
 func TestClickHouseOutage(t *testing.T) {
 	srv, ch := privateClickHouse(t)
 	brokers := testenv.KafkaBrokers(t)
@@ -101,12 +103,22 @@ func TestClickHouseOutage(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- send(ctx, p, l, 1500) }() // ~40 s of load
 
-	time.Sleep(5 * time.Second)
+	testenv.Eventually(t, "records to flow into ClickHouse before the outage", time.Minute, func() bool { return w.Stats().Written > 0 })
 	srv.Stop()
-	t.Log("ClickHouse stopped")
-	time.Sleep(30 * time.Second)
+	down := outageMark(p, w)
+	testenv.EventuallyNil(t, "half the load to be sent into the outage and the worker to fail 5 attempts", 2*time.Minute, func() error {
+		if now := outageMark(p, w); now.sent-down.sent < uint64(l.size()/2) || now.retries-down.retries < 5 {
+			return fmt.Errorf("since ClickHouse stopped: %d records sent, %d attempts failed", now.sent-down.sent, now.retries-down.retries)
+		}
+		return nil
+	})
+	up := outageMark(p, w)
 	srv.Start()
-	t.Log("ClickHouse started again")
+	t.Logf("ClickHouse down for %v: %d records sent meanwhile, %d attempts failed, %d records stored (by attempts under way when it stopped)",
+		up.at.Sub(down.at).Round(time.Millisecond), up.sent-down.sent, up.retries-down.retries, up.written-down.written)
+	if n := p.Stats().Sent; n >= uint64(l.size()) {
+		t.Fatalf("the whole load was sent before ClickHouse came back (%d records): the restart did not happen under load", n)
+	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
@@ -119,47 +131,34 @@ func TestClickHouseOutage(t *testing.T) {
 	}
 	defer conn.Close()
 	waitStored(t, conn, ch.Database, l.size(), 2*time.Minute)
-	if s := w.Stats(); s.Retries == 0 {
-		t.Fatalf("the worker never retried a write: was ClickHouse down? %+v", s)
+	if end := outageMark(p, w); end.written-up.written == 0 {
+		t.Fatalf("the worker stored nothing after ClickHouse came back: %+v", w.Stats())
 	}
 	waitLagZero(t, brokers, group, time.Minute, k.EventsTopic, k.MetricsTopic)
 	checkExactlyOnce(t, conn, ch.Database, l)
 }
 
+// mark is the load's progress at one moment of an outage test.
+type mark struct {
+	at                     time.Time
+	sent, retries, written uint64 // records Kafka acknowledged; the worker's failed attempts and records stored
+}
+
+func outageMark(p *producer.Client, w *consumer.Worker) mark {
+	s := w.Stats()
+	return mark{at: time.Now(), sent: p.Stats().Sent, retries: s.Retries, written: s.Written}
+}
+
 // waitLagZero waits until group has committed every record of topics (within timeout).
 func waitLagZero(t *testing.T, brokers []string, group string, timeout time.Duration, topics ...string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(timeout)
-	for {
-		lags, err := adm.Lag(context.Background(), group)
-		if err == nil {
-			// Done once every topic is listed (a group that has not joined yet lists none) with no
-			// lag and no error in any partition.
-			var total int64
-			done := true
-			for _, topic := range topics {
-				ps := lags[group].Lag[topic]
-				done = done && len(ps) > 0
-				for _, l := range ps {
-					total += l.Lag
-					done = done && l.Err == nil && l.Lag == 0
-				}
-			}
-			if done {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("consumer lag is still %d", total)
-			}
+	lag := committedLag(t, brokers, group, topics...)
+	testenv.EventuallyNil(t, "the consumer group to commit every record", timeout, func() error {
+		if n := lag(); n != 0 {
+			return fmt.Errorf("consumer lag %d (-1: a partition has no commit yet)", n)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // The broker restarted under load: the producer's Flush succeeds once it is back, and every
@@ -178,12 +177,23 @@ func TestBrokerRestartUnderLoad(t *testing.T) {
 	sent := make(chan error, 1)
 	go func() { sent <- send(ctx, p, l, 2500) }() // ~16 s of load
 
-	time.Sleep(4 * time.Second)
+	testenv.Eventually(t, "the broker to acknowledge records before it stops", time.Minute, func() bool { return p.Stats().Sent > 0 })
 	kafkaSrv.Stop()
-	t.Log("broker stopped")
-	time.Sleep(3 * time.Second)
+	down := p.Stats()
+	// The broker stays down while the application records 3 s of the load (7,500 records).
+	testenv.EventuallyNil(t, "7,500 records to be recorded while the broker is down", time.Minute, func() error {
+		if n := p.Stats().Accepted - down.Accepted; n < 7500 {
+			return fmt.Errorf("%d recorded since the broker stopped", n)
+		}
+		return nil
+	})
+	up := p.Stats()
 	kafkaSrv.Start()
-	t.Log("broker started again")
+	t.Logf("while the broker was down: %d records recorded, %d acknowledged; %d waiting in the buffer at the restart",
+		up.Accepted-down.Accepted, up.Sent-down.Sent, up.Buffered)
+	if up.Buffered == 0 || up.Accepted >= uint64(l.size()) {
+		t.Fatalf("at the restart %d records were buffered and %d of %d recorded: the outage did not overlap the load", up.Buffered, up.Accepted, l.size())
+	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}

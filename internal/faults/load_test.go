@@ -138,15 +138,15 @@ func stored(t testing.TB, conn driver.Conn, db string) uint64 {
 	return count(t, conn, "SELECT uniqExact(event_id) FROM "+db+".events") + count(t, conn, "SELECT uniqExact(metric_id) FROM "+db+".metrics")
 }
 
+// waitStored waits until want distinct records are stored in db (within timeout).
 func waitStored(t *testing.T, conn driver.Conn, db string, want int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for stored(t, conn, db) < uint64(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, %d of %d records stored", timeout, stored(t, conn, db), want)
+	testenv.EventuallyNil(t, "every record to be stored", timeout, func() error {
+		if n := stored(t, conn, db); n < uint64(want) {
+			return fmt.Errorf("%d of %d records stored", n, want)
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // checkExactlyOnce: each record once in query results (FINAL), every field of every row as sent

@@ -132,12 +132,12 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// Wait until the consumer wrote everything, then read it all back through the HTTP API.
-	for s := stack.Worker.Stats(); s.Written < 2*n || s.Poison < uint64(len(poison)); s = stack.Worker.Stats() {
-		if ctx.Err() != nil {
-			t.Fatalf("consumer wrote %+v before the deadline", stack.Worker.Stats())
+	testenv.EventuallyNil(t, "the consumer to store every record and dead-letter the poison", 2*time.Minute, func() error {
+		if s := stack.Worker.Stats(); s.Written < 2*n || s.Poison < uint64(len(poison)) {
+			return fmt.Errorf("consumer stats %+v", s)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	qc := query.NewClient(stack.QueryURL, nil)
 	gotEvents, err := query.All(ctx, query.Filter{Limit: 3000}, qc.QueryEvents)
 	if err != nil {

@@ -146,6 +146,56 @@ func TopicsWithConfig(t testing.TB, brokers []string, partitions int32, configs 
 	return names
 }
 
+// ReadTopics reads every record of topics from the start up to their end offsets when it is
+// called (everything produced so far) and returns them in the order fetched. It fails the test if
+// they cannot all be read within timeout; it never waits for records produced later.
+func ReadTopics(t testing.TB, brokers []string, timeout time.Duration, topics ...string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("list the end offsets of %v: %v", topics, err)
+	}
+	type partition struct {
+		topic string
+		p     int32
+	}
+	unread := map[partition]int64{} // end offset of each partition not yet read to its end
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			unread[partition{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	var out []*kgo.Record
+	for len(unread) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d records of %v in %v; %d partitions not read to their end", len(out), topics, timeout, len(unread))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			k := partition{r.Topic, r.Partition}
+			end, ok := unread[k]
+			if !ok || r.Offset >= end {
+				return
+			}
+			out = append(out, r)
+			if r.Offset == end-1 {
+				delete(unread, k)
+			}
+		})
+	}
+	return out
+}
+
 // QueryServer serves a query service with cfg (its ClickHouse account opened for it) over HTTP
 // until the test ends, and returns its URL.
 func QueryServer(t testing.TB, cfg query.Config) string {

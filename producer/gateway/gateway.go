@@ -259,22 +259,34 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (req *requ
 	if !ndjson && ct != "application/json" && ct != "" {
 		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Type " + ct + ": want application/json or application/x-ndjson"}
 	}
-	body := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	body, closeBody, err := g.openBody(w, r)
+	if err != nil {
+		return nil, release, err
+	}
+	defer closeBody()
+	req, err = parseBody(body, ndjson, g.cfg.MaxRecords)
+	return req, body.release, err
+}
+
+// openBody opens r's body as its Content-Encoding says (gzip or none), limited to MaxBodyBytes
+// both as sent and decompressed, and taking every byte read from the in-flight budget (release
+// gives them back). closeBody closes the decompressor once the body is read.
+func (g *Gateway) openBody(w http.ResponseWriter, r *http.Request) (body *countedBody, closeBody func(), err error) {
+	raw := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
+	closeBody = func() {}
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "gzip":
-		zr, err := gzip.NewReader(body)
+		zr, err := gzip.NewReader(raw)
 		if err != nil {
-			return nil, release, &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
+			return nil, nil, &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
 		}
-		defer zr.Close()
-		body = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
+		closeBody = func() { _ = zr.Close() }
+		raw = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
 	default:
-		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Encoding " + enc + ": want gzip or none"}
+		return nil, nil, &httpError{http.StatusUnsupportedMediaType, "Content-Encoding " + enc + ": want gzip or none"}
 	}
-	counted := &countedBody{r: body, l: g.limits}
-	req, err = parseBody(counted, ndjson, g.cfg.MaxRecords)
-	return req, counted.release, err
+	return &countedBody{r: raw, l: g.limits}, closeBody, nil
 }
 
 // stamp sets the token's tenant on every record, and the timestamp of a record sent with an id

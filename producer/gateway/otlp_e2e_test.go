@@ -115,12 +115,12 @@ func (s *otlpStack) settle(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := s.p.Stats().Sent
-	for s.stack.Worker.Stats().Written < sent {
-		if ctx.Err() != nil {
-			t.Fatalf("consumer wrote %d of %d records", s.stack.Worker.Stats().Written, sent)
+	testenv.EventuallyNil(t, "the consumer to store every record sent", time.Minute, func() error {
+		if written := s.stack.Worker.Stats().Written; written < sent {
+			return fmt.Errorf("consumer wrote %d of %d records", written, sent)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // sdkLogs emits three log records through the OpenTelemetry Go SDK and the exporter of transport.
@@ -427,28 +427,20 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 		"latency.max":   {math.NaN(), math.NaN(), math.NaN(), hi},
 		"temperature":   {23.25, math.NaN(), math.NaN(), math.NaN()},
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.EventuallyNil(t, "the rollups to hold the increases, counts, sums, minimum and maximum", 30*time.Second, func() error {
 		got := s.rollups(t, transport)
-		bad := ""
 		for name, w := range want {
 			g, ok := got[name]
 			switch {
 			case !ok:
-				bad = name + " missing"
+				return fmt.Errorf("%s missing", name)
 			case !math.IsNaN(w[0]) && g[0] != w[0], !math.IsNaN(w[1]) && math.Abs(g[1]-w[1]) > 1e-9,
 				!math.IsNaN(w[2]) && g[2] != w[2], !math.IsNaN(w[3]) && g[3] != w[3]:
-				bad = fmt.Sprintf("%s: rollups last/sum/min/max %v, want %v", name, g, w)
+				return fmt.Errorf("%s: rollups last/sum/min/max %v, want %v", name, g, w)
 			}
 		}
-		if bad == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rollups: %s", bad)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // rollups reads the 1-minute rollups of transport's series, merged over windows and partitions:

@@ -59,16 +59,11 @@ type grpcLogs struct {
 }
 
 func (s *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	resp := plogotlp.NewExportResponse()
 	b, err := s.g.grpcExport(ctx, "logs", func(b *otlpBatch) error { return b.convertLogs(req.Logs()) })
 	if err != nil {
-		return resp, err
+		return plogotlp.NewExportResponse(), err
 	}
-	if n, msg := b.partial(); n > 0 {
-		resp.PartialSuccess().SetRejectedLogRecords(n)
-		resp.PartialSuccess().SetErrorMessage(msg)
-	}
-	return resp, nil
+	return logsResponse(b.partial()), nil
 }
 
 type grpcMetrics struct {
@@ -77,16 +72,11 @@ type grpcMetrics struct {
 }
 
 func (s *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	resp := pmetricotlp.NewExportResponse()
 	b, err := s.g.grpcExport(ctx, "metrics", func(b *otlpBatch) error { return b.convertMetrics(req.Metrics(), s.g.cumulative) })
 	if err != nil {
-		return resp, err
+		return pmetricotlp.NewExportResponse(), err
 	}
-	if n, msg := b.partial(); n > 0 {
-		resp.PartialSuccess().SetRejectedDataPoints(n)
-		resp.PartialSuccess().SetErrorMessage(msg)
-	}
-	return resp, nil
+	return metricsResponse(b.partial()), nil
 }
 
 // grpcExport authenticates, takes a request slot, converts and publishes; the error is a gRPC

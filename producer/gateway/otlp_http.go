@@ -34,34 +34,30 @@ type logsExport struct{ req plogotlp.ExportRequest }
 
 func (e *logsExport) decode(data []byte, json bool) error {
 	e.req = plogotlp.NewExportRequest()
-	if json {
-		return e.req.UnmarshalJSON(data)
-	}
-	return e.req.UnmarshalProto(data)
+	return unmarshalOTLP(e.req, data, json)
 }
 
 func (e *logsExport) convert(_ *Gateway, b *otlpBatch) error { return b.convertLogs(e.req.Logs()) }
 
 func (e *logsExport) answer(json bool, rejected int64, msg string) ([]byte, error) {
+	return marshalOTLP(logsResponse(rejected, msg), json)
+}
+
+// logsResponse is the answer to a logs export (over HTTP or gRPC) that rejected some records.
+func logsResponse(rejected int64, msg string) plogotlp.ExportResponse {
 	resp := plogotlp.NewExportResponse()
 	if rejected > 0 {
 		resp.PartialSuccess().SetRejectedLogRecords(rejected)
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
-	if json {
-		return resp.MarshalJSON()
-	}
-	return resp.MarshalProto()
+	return resp
 }
 
 type metricsExport struct{ req pmetricotlp.ExportRequest }
 
 func (e *metricsExport) decode(data []byte, json bool) error {
 	e.req = pmetricotlp.NewExportRequest()
-	if json {
-		return e.req.UnmarshalJSON(data)
-	}
-	return e.req.UnmarshalProto(data)
+	return unmarshalOTLP(e.req, data, json)
 }
 
 func (e *metricsExport) convert(g *Gateway, b *otlpBatch) error {
@@ -69,11 +65,36 @@ func (e *metricsExport) convert(g *Gateway, b *otlpBatch) error {
 }
 
 func (e *metricsExport) answer(json bool, rejected int64, msg string) ([]byte, error) {
+	return marshalOTLP(metricsResponse(rejected, msg), json)
+}
+
+// metricsResponse is the answer to a metrics export (over HTTP or gRPC) that rejected some data
+// points.
+func metricsResponse(rejected int64, msg string) pmetricotlp.ExportResponse {
 	resp := pmetricotlp.NewExportResponse()
 	if rejected > 0 {
 		resp.PartialSuccess().SetRejectedDataPoints(rejected)
 		resp.PartialSuccess().SetErrorMessage(msg)
 	}
+	return resp
+}
+
+// unmarshalOTLP decodes an OTLP request of either signal from JSON or protobuf.
+func unmarshalOTLP(req interface {
+	UnmarshalJSON([]byte) error
+	UnmarshalProto([]byte) error
+}, data []byte, json bool) error {
+	if json {
+		return req.UnmarshalJSON(data)
+	}
+	return req.UnmarshalProto(data)
+}
+
+// marshalOTLP encodes an OTLP response of either signal as JSON or protobuf.
+func marshalOTLP(resp interface {
+	MarshalJSON() ([]byte, error)
+	MarshalProto() ([]byte, error)
+}, json bool) ([]byte, error) {
 	if json {
 		return resp.MarshalJSON()
 	}
@@ -143,28 +164,18 @@ func (g *Gateway) otlpHTTP(signal string, newExport func() otlpExport) http.Hand
 // readOTLPBody reads a body within the JSON gateway's limits (size after decompression, in-flight
 // bytes); release returns its bytes to the in-flight budget.
 func (g *Gateway) readOTLPBody(w http.ResponseWriter, r *http.Request) (data []byte, release func(), err error) {
-	release = func() {}
-	body := io.Reader(http.MaxBytesReader(w, r.Body, g.cfg.MaxBodyBytes))
-	switch enc := r.Header.Get("Content-Encoding"); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			return nil, release, &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
-		}
-		defer zr.Close()
-		body = &limitedReader{r: zr, left: g.cfg.MaxBodyBytes}
-	default:
-		return nil, release, &httpError{http.StatusUnsupportedMediaType, "Content-Encoding " + enc + ": want gzip or none"}
+	body, closeBody, err := g.openBody(w, r)
+	if err != nil {
+		return nil, func() {}, err
 	}
-	counted := &countedBody{r: body, l: g.limits}
-	data, err = io.ReadAll(counted)
+	defer closeBody()
+	data, err = io.ReadAll(body)
 	if err != nil {
 		if _, ok := err.(*httpError); !ok && isGzipError(err) {
 			err = &httpError{http.StatusBadRequest, "gzip body: " + err.Error()}
 		}
 	}
-	return data, counted.release, err
+	return data, body.release, err
 }
 
 // isGzipError reports a corrupt gzip stream (not a limit or a timeout).
