@@ -175,7 +175,7 @@ func TestEveryRecordTheSDKAcceptsIsStored(t *testing.T) {
 	}
 
 	w, stop := startWorker(t, e, e.workerConfig(testenv.Unique("g")))
-	waitFor(t, "every accepted record to be stored or dead-lettered", 2*time.Minute, func() bool {
+	testenv.Eventually(t, "every accepted record to be stored or dead-lettered", 2*time.Minute, func() bool {
 		s := w.Stats()
 		return s.Written+s.Poison >= uint64(accepted)
 	})
