@@ -29,6 +29,11 @@ type Config struct {
 	// DialTimeout bounds connecting; MaxOpenConns bounds the pool.
 	DialTimeout  time.Duration `envconfig:"DIAL_TIMEOUT" default:"5s"`
 	MaxOpenConns int           `envconfig:"MAX_OPEN_CONNS" default:"8"`
+	// Cluster, when set, names the remote_servers cluster Tributary's tables are spread over:
+	// migrate creates Replicated*MergeTree tables <table>_local on every server of it and
+	// Distributed tables under today's names (see cluster.go), and inserts into Distributed tables
+	// wait for every shard. Empty: one server, today's schema.
+	Cluster string `envconfig:"CLUSTER" default:""`
 }
 
 // Validate reports the first bad setting, naming it.
@@ -42,6 +47,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout)
 	case c.MaxOpenConns < 1:
 		return fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns)
+	case c.Cluster != "" && !schemas.ValidIdentifier(c.Cluster):
+		return fmt.Errorf("clickhouse cluster %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Cluster)
 	}
 	return nil
 }
@@ -56,7 +63,12 @@ func Open(ctx context.Context, cfg Config, useDatabase bool) (driver.Conn, error
 	if useDatabase {
 		db = cfg.Database
 	}
+	var settings clickhouse.Settings
+	if cfg.Cluster != "" {
+		settings = clusterSettings
+	}
 	conn, err := clickhouse.Open(&clickhouse.Options{
+		Settings:     settings,
 		Addr:         cfg.Addr,
 		Auth:         clickhouse.Auth{Database: db, Username: cfg.User, Password: cfg.Password},
 		DialTimeout:  cfg.DialTimeout,
@@ -103,6 +115,19 @@ func OpenWait(ctx context.Context, cfg Config, useDatabase bool, log *slog.Logge
 // after a crash at any point (see apply), so a migration interrupted half-way is applied again in
 // full. It returns the versions it applied.
 func Migrate(ctx context.Context, conn driver.Conn, database string, progress ...func(schemas.Migration)) ([]int, error) {
+	return MigrateConfig(ctx, conn, Config{Database: database}, progress...)
+}
+
+// MigrateConfig is Migrate of cfg.Database, on the cluster cfg.Cluster when that is set (then it
+// connects with cfg's account to each server of the cluster for ADD COLUMN).
+func MigrateConfig(ctx context.Context, conn driver.Conn, cfg Config, progress ...func(schemas.Migration)) ([]int, error) {
+	database := cfg.Database
+	run := func(ctx context.Context, conn driver.Conn, database, sql string) error {
+		if cfg.Cluster != "" {
+			return applyCluster(ctx, conn, cfg, sql)
+		}
+		return apply(ctx, conn, database, sql)
+	}
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("database name %q: must match [A-Za-z_][A-Za-z0-9_]*", database)
 	}
@@ -115,7 +140,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, progress ..
 		"CREATE TABLE IF NOT EXISTS " + database + ".schema_migrations (version UInt32, name String, applied_at DateTime) " +
 			"ENGINE = MergeTree() ORDER BY version",
 	} {
-		if err := apply(ctx, conn, database, stmt); err != nil {
+		if err := run(ctx, conn, database, stmt); err != nil {
 			return nil, fmt.Errorf("migrate: %s: %w", firstLine(stmt), err)
 		}
 	}
@@ -146,7 +171,7 @@ func Migrate(ctx context.Context, conn driver.Conn, database string, progress ..
 			if err != nil {
 				return applied, err
 			}
-			if err := apply(ctx, conn, database, sql); err != nil {
+			if err := run(ctx, conn, database, sql); err != nil {
 				return applied, fmt.Errorf("migration %04d_%s: %s: %w", m.Version, m.Name, firstLine(sql), err)
 			}
 		}

@@ -91,7 +91,7 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = chdb.Migrate(ctx, conn, cfg.ClickHouse.Database)
+	_, err = chdb.MigrateConfig(ctx, conn, cfg.ClickHouse)
 	conn.Close()
 	if err != nil {
 		return err

@@ -66,7 +66,7 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 	}
 	defer conn.Close()
 	fmt.Fprintf(env.Stdout, "clickhouse %s: migrating\n", cfg.ClickHouse.Database)
-	applied, err := chdb.Migrate(ctx, conn, cfg.ClickHouse.Database, func(m schemas.Migration) {
+	applied, err := chdb.MigrateConfig(ctx, conn, cfg.ClickHouse, func(m schemas.Migration) {
 		fmt.Fprintf(env.Stdout, "  applied %04d_%s (%d statements)\n", m.Version, m.Name, len(m.Statements))
 	})
 	if err != nil {

@@ -1,0 +1,490 @@
+// Package cluster_test runs Tributary on the local clusters of deploy/cluster.sh (ClickHouse 2
+// shards x 2 replicas with ZooKeeper, Kafka 3 KRaft nodes) and checks that it gives the answers
+// one server gives. The clusters start once for this test binary (and are stopped after, unless
+// they were running already); a test fails loudly if they cannot start.
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/producer"
+	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/schemas"
+)
+
+const clusterName = "tributary"
+
+var (
+	clusterCH    []string // native addresses of the four ClickHouse servers, shard by shard
+	clusterKafka []string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "go env GOMOD:", err)
+		return 1
+	}
+	script := filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "deploy", "cluster.sh")
+	wasRunning := exec.Command("bash", script, "status").Run() == nil
+	start := exec.Command("bash", script, "start")
+	start.Stdout, start.Stderr = os.Stderr, os.Stderr
+	if err := start.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: the cluster tests need the local clusters, and %s start failed: %v\n", script, err)
+		return 1
+	}
+	if !wasRunning {
+		defer func() {
+			stop := exec.Command("bash", script, "stop")
+			stop.Stdout, stop.Stderr = os.Stderr, os.Stderr
+			_ = stop.Run()
+		}()
+	}
+	envOut, err := exec.Command("bash", script, "env").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster.sh env:", err)
+		return 1
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(envOut)))
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), "=")
+		switch k {
+		case "TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR":
+			clusterCH = strings.Split(v, ",")
+		case "TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS":
+			clusterKafka = strings.Split(v, ",")
+		}
+	}
+	if len(clusterCH) != 4 || len(clusterKafka) != 3 {
+		fmt.Fprintf(os.Stderr, "cluster.sh env gave ClickHouse %v and Kafka %v; want 4 and 3 addresses\n", clusterCH, clusterKafka)
+		return 1
+	}
+	return m.Run()
+}
+
+// clusterConfig is a config for a fresh database on the cluster (addr: the servers to talk to),
+// dropped on every server when the test ends.
+func clusterConfig(t *testing.T, addr ...string) chdb.Config {
+	t.Helper()
+	cfg := chdb.Config{Addr: addr, Database: testenv.Unique("cl"), User: "default", DialTimeout: 5 * time.Second,
+		MaxOpenConns: 4, Cluster: clusterName}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := chdb.Open(ctx, cfg, false)
+		if err != nil {
+			t.Errorf("drop %s: %v", cfg.Database, err)
+			return
+		}
+		defer conn.Close()
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database+" ON CLUSTER "+clusterName); err != nil {
+			t.Errorf("drop %s: %v", cfg.Database, err)
+		}
+	})
+	return cfg
+}
+
+func open(t *testing.T, cfg chdb.Config, useDatabase bool) driver.Conn {
+	t.Helper()
+	conn, err := chdb.Open(context.Background(), cfg, useDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// tables maps each table of database on conn's server to its engine and columns.
+func tables(t *testing.T, conn driver.Conn, database string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	rows, err := conn.Query(ctx, "SELECT name, engine FROM system.tables WHERE database = ?", database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name, engine string
+		if err := rows.Scan(&name, &engine); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = engine + ":"
+	}
+	rows.Close()
+	rows, err = conn.Query(ctx, "SELECT table, name, type, default_expression FROM system.columns WHERE database = ? ORDER BY table, name", database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, name, typ, def string
+		if err := rows.Scan(&table, &name, &typ, &def); err != nil {
+			t.Fatal(err)
+		}
+		out[table] += " " + name + " " + typ + " " + def
+	}
+	return out
+}
+
+// Migrate, four at once through different servers and then once more, leaves on every server
+// Replicated local tables and Distributed tables with the columns one server's tables have.
+func TestMigrateOnCluster(t *testing.T) {
+	ref := testenv.ClickHouse(t)
+	single := tables(t, open(t, ref, true), ref.Database)
+	cfg := clusterConfig(t, clusterCH...)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := cfg
+			c.Addr = []string{clusterCH[i]}
+			conn, err := chdb.Open(ctx, c, false)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer conn.Close()
+			_, errs[i] = chdb.MigrateConfig(ctx, conn, c)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent migrate %d (via %s): %v", i, clusterCH[i], err)
+		}
+	}
+	applied, err := chdb.MigrateConfig(ctx, open(t, cfg, false), cfg)
+	if err != nil || len(applied) != 0 {
+		t.Fatalf("migrate again: applied %v, %v; want nothing", applied, err)
+	}
+	var first map[string]string
+	for i, addr := range clusterCH {
+		c := cfg
+		c.Addr = []string{addr}
+		got := tables(t, open(t, c, false), cfg.Database)
+		if i == 0 {
+			first = got
+		} else if !reflect.DeepEqual(got, first) {
+			t.Fatalf("server %s has schema\n%v\nserver %s has\n%v", addr, got, clusterCH[0], first)
+		}
+	}
+	for name, desc := range single {
+		engine, cols, _ := strings.Cut(desc, ":")
+		if name == "schema_migrations" {
+			if first[name] != "Replicated"+desc {
+				t.Errorf("schema_migrations on the cluster: %q, want Replicated%s", first[name], desc)
+			}
+			continue
+		}
+		wantDist, wantLocal := "Distributed:"+cols, "Replicated"+engine+":"+cols
+		if strings.HasSuffix(name, "_mv") {
+			wantDist, wantLocal = desc, ""
+		}
+		if first[name] != wantDist {
+			t.Errorf("cluster table %s: %q, want %q", name, first[name], wantDist)
+		}
+		if wantLocal != "" && first[name+"_local"] != wantLocal {
+			t.Errorf("cluster table %s_local: %q, want %q", name, first[name+"_local"], wantLocal)
+		}
+	}
+	if len(first) != 2*len(single)-3 { // every table twice but schema_migrations and the two views
+		t.Errorf("cluster has %d tables, want %d: %v", len(first), 2*len(single)-3, first)
+	}
+}
+
+// records makes n events over 40 traces and n metrics over 24 series of all three kinds, spread
+// over two hours.
+func records(n int) ([]schemas.Event, []schemas.Metric) {
+	base := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	types := []schemas.AggregationType{schemas.Counter, schemas.Gauge, schemas.Histogram}
+	var es []schemas.Event
+	var ms []schemas.Metric
+	for i := range n {
+		trace := ""
+		if i%5 != 0 {
+			trace = fmt.Sprintf("trace%02d", i%40)
+		}
+		es = append(es, schemas.Event{
+			EventID: fmt.Sprintf("e%05d", i), TraceID: trace, SpanID: fmt.Sprintf("s%d", i%7),
+			Type: []string{"node_started", "node_finished"}[i%2], Name: fmt.Sprintf("n%d", i%5),
+			Timestamp:  base.Add(time.Duration(i) * 2 * time.Second).Add(time.Duration(i) * time.Microsecond),
+			Attributes: map[string]any{"node_id": fmt.Sprintf("node_%d", i%6), "i": int64(i)},
+		})
+		s := i % 24
+		ms = append(ms, schemas.Metric{
+			MetricID: fmt.Sprintf("m%05d", i), Name: fmt.Sprintf("metric_%d", s%3), Unit: "s", AggregationType: types[s%3],
+			Value: math.Round(float64((i*7919)%10007)) / 100, Timestamp: base.Add(time.Duration(i) * 2 * time.Second),
+			Attributes: map[string]any{"host": fmt.Sprintf("h%d", s)},
+		})
+	}
+	return es, ms
+}
+
+// Events and metrics consumed from the Kafka cluster by a worker writing to the ClickHouse cluster
+// and by one writing to the single server give the same answers, replays included.
+func TestClusterAnswersEqualSingleNode(t *testing.T) {
+	ctx := context.Background()
+	// Kafka cluster topics: replication factor 3, min.insync.replicas 2 (the brokers' defaults).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	topics := []string{testenv.Unique("events"), testenv.Unique("metrics"), testenv.Unique("rollups"), testenv.Unique("dlq")}
+	resp, err := adm.CreateTopics(ctx, 4, 3, nil, topics...)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatalf("create topics on the Kafka cluster: %v", err)
+	}
+	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topics...) })
+	kcfg := kafka.Config{Brokers: clusterKafka, ClientID: "cluster-it", EventsTopic: topics[0], MetricsTopic: topics[1],
+		RollupsTopic: topics[2], DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 3}
+
+	es, ms := records(3000)
+	codec, err := schemas.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []*kgo.Record
+	for _, i := range append(seq(len(es)), seq(500)...) { // the first 500 of each twice: replays
+		ev, err := codec.AppendEvent(nil, &es[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		mv, err := codec.AppendMetric(nil, &ms[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: kcfg.EventsTopic, Key: []byte(es[i].TraceID), Value: ev},
+			&kgo.Record{Topic: kcfg.MetricsTopic, Key: producer.SeriesKey(&ms[i]), Value: mv})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce to the Kafka cluster: %v", err)
+	}
+
+	// The ClickHouse cluster, through its first server; and the single server.
+	ccfg := clusterConfig(t, clusterCH[0])
+	if _, err := chdb.MigrateConfig(ctx, open(t, ccfg, false), ccfg); err != nil {
+		t.Fatal(err)
+	}
+	scfg := testenv.ClickHouse(t)
+	for _, ch := range []chdb.Config{ccfg, scfg} {
+		runWorker(t, consumer.Config{
+			Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("g"),
+			BatchMaxRecords: 1000, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
+			FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
+			EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
+			RollupIdleTimeout: time.Second, RollupMaxWindows: 100000, RollupDedupeIDs: 100000,
+		})
+	}
+	cconn, sconn := open(t, ccfg, true), open(t, scfg, true)
+
+	// Every record arrives (FINAL counts the replays once); the raw counts before FINAL show the
+	// replays were stored on the shard of their first copy and collapse there.
+	count := func(conn driver.Conn, sql string) uint64 {
+		var n uint64
+		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, conn := range []driver.Conn{cconn, sconn} {
+		for count(conn, "SELECT count() FROM events FINAL") != 3000 || count(conn, "SELECT count() FROM metrics FINAL") != 3000 ||
+			count(conn, "SELECT count() FROM (SELECT DISTINCT series_id FROM rollups)") != 24 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 60 s: %d events, %d metrics; want 3000 of each", count(conn, "SELECT count() FROM events FINAL"),
+					count(conn, "SELECT count() FROM metrics FINAL"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Both shards hold rows, and per shard no event id is stored on the other one.
+	for _, addr := range []string{clusterCH[0], clusterCH[2]} {
+		c := ccfg
+		c.Addr = []string{addr}
+		if n := count(open(t, c, true), "SELECT count() FROM events_local FINAL"); n == 0 || n == 3000 {
+			t.Errorf("shard of %s holds %d of 3000 events: not sharded", addr, n)
+		}
+	}
+	if n := count(cconn, "SELECT count() FROM (SELECT event_id FROM events FINAL GROUP BY event_id HAVING count() > 1)"); n != 0 {
+		t.Errorf("%d events are on both shards (a replay went to the other shard)", n)
+	}
+
+	for _, sql := range []string{
+		"SELECT count() FROM events_by_trace FINAL",
+		"SELECT count() FROM events_by_attr FINAL",
+		"SELECT sum(cityHash64(event_id, trace_id, attributes)) FROM events FINAL",
+		"SELECT sum(cityHash64(metric_id, value, attributes)) FROM metrics FINAL",
+	} {
+		if c, s := count(cconn, sql), count(sconn, sql); c != s {
+			t.Errorf("%s: cluster %d, single server %d", sql, c, s)
+		}
+	}
+
+	// The query service on each gives the same answers: events by attribute, a trace, aggregates
+	// from raw rows and from rollups (percentiles included).
+	cq, sq := queryClient(t, ccfg), queryClient(t, scfg)
+	start, end := es[0].Timestamp.Add(-time.Minute), es[len(es)-1].Timestamp.Add(time.Minute)
+	same := func(what string, c, s any) {
+		t.Helper()
+		if !reflect.DeepEqual(c, s) {
+			t.Errorf("%s: cluster and single server differ:\ncluster %v\nsingle  %v", what, c, s)
+		}
+	}
+	f := query.Filter{Start: start, End: end, Attributes: map[string]string{"node_id": "node_3"}, Limit: 1000}
+	cev, cn, err := cq.QueryEvents(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sev, sn, err := sq.QueryEvents(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cev) != 500 {
+		t.Errorf("node_3 events on the cluster: %d, want 500", len(cev))
+	}
+	same("events with node_id=node_3", eventIDs(cev, cn), eventIDs(sev, sn))
+	ctr, err := cq.Trace(ctx, "trace07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	str, err := sq.Trace(ctx, "trace07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("trace07", eventIDs(ctr, 0), eventIDs(str, 0))
+	for _, source := range []string{"raw", "rollups"} {
+		q := query.AggregateQuery{Name: "metric_2", Bucket: time.Hour, Aggregates: []string{"count", "sum", "min", "max", "p50", "p99"},
+			GroupBy: []string{"host"}, Start: start.Truncate(time.Hour), End: end.Truncate(time.Hour).Add(time.Hour), Source: source}
+		ca, err := cq.Aggregate(ctx, q)
+		if err != nil {
+			t.Fatalf("%s aggregate on the cluster: %v", source, err)
+		}
+		sa, err := sq.Aggregate(ctx, q)
+		if err != nil {
+			t.Fatalf("%s aggregate on the single server: %v", source, err)
+		}
+		if ca.Source != source || sa.Source != source {
+			t.Errorf("%s aggregate answered from %s on the cluster, %s on the single server", source, ca.Source, sa.Source)
+		}
+		if len(ca.Series) != 8 {
+			t.Errorf("%s aggregate: %d series, want 8", source, len(ca.Series))
+		}
+		sameSeries(t, source+" aggregate", ca.Series, sa.Series)
+	}
+}
+
+// sameSeries reports where two aggregate answers differ: the same groups, buckets and aggregates,
+// with equal values (sums to 1e-12 relative: shards add their rows in another order).
+func sameSeries(t *testing.T, what string, c, s []query.Series) {
+	t.Helper()
+	if len(c) != len(s) {
+		t.Errorf("%s: cluster has %d series, single server %d", what, len(c), len(s))
+		return
+	}
+	for i := range c {
+		if !reflect.DeepEqual(c[i].Group, s[i].Group) || len(c[i].Points) != len(s[i].Points) {
+			t.Errorf("%s: series %d: cluster %v with %d points, single server %v with %d", what, i,
+				c[i].Group, len(c[i].Points), s[i].Group, len(s[i].Points))
+			continue
+		}
+		for j, cp := range c[i].Points {
+			sp := s[i].Points[j]
+			if !cp.Time.Equal(sp.Time) || len(cp.Values) != len(sp.Values) {
+				t.Errorf("%s: %v point %d: cluster %v %v, single server %v %v", what, c[i].Group, j, cp.Time, cp.Values, sp.Time, sp.Values)
+				continue
+			}
+			for agg, cv := range cp.Values {
+				sv, ok := sp.Values[agg]
+				tol := 0.0
+				if agg == "sum" {
+					tol = 1e-12 * math.Max(1, math.Abs(sv))
+				}
+				if !ok || math.Abs(cv-sv) > tol {
+					t.Errorf("%s: %v at %v: %s = %v on the cluster, %v on the single server", what, c[i].Group, cp.Time, agg, cv, sv)
+				}
+			}
+		}
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func eventIDs(es []schemas.Event, total int) string {
+	ids := make([]string, len(es))
+	for i, e := range es {
+		ids[i] = e.EventID
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("%d %v", total, ids)
+}
+
+func queryClient(t *testing.T, ch chdb.Config) *query.Client {
+	t.Helper()
+	ro := ch
+	ro.User, ro.Password = "tributary_ro", "tributary_ro"
+	qcfg := query.DefaultConfig()
+	qcfg.ClickHouse = ro
+	return query.NewClient(testenv.QueryServer(t, qcfg), nil)
+}
+
+func runWorker(t *testing.T, cfg consumer.Config) {
+	t.Helper()
+	conn := open(t, cfg.ClickHouse, true)
+	sink, err := consumer.NewClickHouseSink(conn, cfg.ClickHouse.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+}
