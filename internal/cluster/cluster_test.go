@@ -470,7 +470,7 @@ func queryClient(t *testing.T, ch chdb.Config) *query.Client {
 func runWorker(t *testing.T, cfg consumer.Config) {
 	t.Helper()
 	conn := open(t, cfg.ClickHouse, true)
-	sink, err := consumer.NewClickHouseSink(conn, cfg.ClickHouse.Database)
+	sink, err := consumer.NewClickHouseStore(conn, cfg.ClickHouse.Database)
 	if err != nil {
 		t.Fatal(err)
 	}
