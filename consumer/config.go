@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/rollups"
 )
 

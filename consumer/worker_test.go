@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/schemas"
 )
 

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 )
 
 // Config configures the query service. Read it with envconfig.Process("TRIBUTARY", &cfg); the

@@ -22,8 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/kafka"
 )
 
 // Env is what scenarios run against: the real servers, the tributary binary (services run as

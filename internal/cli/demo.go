@@ -13,10 +13,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"

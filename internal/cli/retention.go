@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/retention"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 )
 

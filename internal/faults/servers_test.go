@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 )
 

@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"

@@ -28,9 +28,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"

@@ -1,5 +1,6 @@
-// Package kafka holds the Kafka settings shared by producers, consumers and migrate: brokers, topic
-// names, and the creation of topics.
+// Package kafka holds the Kafka settings shared by producers, consumers and migrate (brokers, topic
+// names, TLS and SASL) and the creation of topics. Config is embedded in producer.Config and
+// consumer.Config as their Kafka field.
 package kafka
 
 import (

@@ -1,5 +1,6 @@
-// Package chdb opens ClickHouse connections and applies Tributary's DDL migrations
-// (schemas/ddl) idempotently. It works with ClickHouse 18.16 and current releases.
+// Package chdb holds the ClickHouse settings that consumer.Config and query.Config embed as their
+// ClickHouse field, opens connections, and applies Tributary's DDL migrations (schemas/ddl)
+// idempotently. It works with ClickHouse 18.16 and current releases.
 package chdb
 
 import (
