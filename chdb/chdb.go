@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/internal/envconf"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -32,19 +33,30 @@ type Config struct {
 	MaxOpenConns int           `envconfig:"MAX_OPEN_CONNS" default:"8"`
 }
 
-// Validate reports the first bad setting, naming it.
+// DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
+// command reads them when no TRIBUTARY_CLICKHOUSE_* variable is set.
+func DefaultConfig() Config {
+	var c Config
+	envconf.Defaults(&c)
+	return c
+}
+
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	switch {
-	case len(c.Addr) == 0:
-		return errors.New("clickhouse addr: empty")
-	case !schemas.ValidIdentifier(c.Database):
-		return fmt.Errorf("clickhouse database %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Database)
-	case c.DialTimeout <= 0:
-		return fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout)
-	case c.MaxOpenConns < 1:
-		return fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns)
+	var errs []error
+	if len(c.Addr) == 0 {
+		errs = append(errs, errors.New("clickhouse addr: empty"))
 	}
-	return nil
+	if !schemas.ValidIdentifier(c.Database) {
+		errs = append(errs, fmt.Errorf("clickhouse database %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Database))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout))
+	}
+	if c.MaxOpenConns < 1 {
+		errs = append(errs, fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns))
+	}
+	return errors.Join(errs...)
 }
 
 // Open connects to ClickHouse and pings it. With useDatabase false the connection's default

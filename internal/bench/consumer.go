@@ -188,10 +188,9 @@ func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 
 // consumerConfig is the consumer role's defaults on the given topics, database and group.
 func consumerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config {
-	return consumer.Config{Kafka: k, ClickHouse: ch, Group: group, BatchMaxRecords: 50000, BatchMaxBytes: 32 << 20,
-		BatchInterval: time.Second, FetchMaxBytes: 4 << 20, RetryBackoffMax: 10 * time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000, RollupDedupeIDs: 1000000}
+	c := consumer.DefaultConfig()
+	c.Kafka, c.ClickHouse, c.Group = k, ch, group
+	return c
 }
 
 func bareSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric, noAttrIndex bool) (float64, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,10 +27,7 @@ type retentionRole struct {
 }
 
 func (r *retentionRole) Validate() error {
-	if err := r.ClickHouse.Validate(); err != nil {
-		return err
-	}
-	return r.Config.Validate()
+	return errors.Join(r.ClickHouse.Validate(), r.Config.Validate())
 }
 
 func runRetention(ctx context.Context, env *Env, args []string) error {
