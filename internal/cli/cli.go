@@ -51,7 +51,6 @@ func commands() []command {
 		{"metrics", "list raw metric points from the query service", metricsUsage, runMetrics},
 		{"aggregate", "print a metric's time series from the query service", aggregateUsage, runAggregate},
 		{"demo", "run the whole pipeline on a demo load and print query results", demoUsage, runDemo},
-		{"bench", "run the benchmark harness and write BENCHMARKS.md/.json", benchUsage, runBench},
 	}
 }
 
