@@ -35,11 +35,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
 // command reads them when no TRIBUTARY_CLICKHOUSE_* variable is set.
-func DefaultConfig() Config {
-	var c Config
-	envconf.Defaults(&c)
-	return c
-}
+func DefaultConfig() Config { return envconf.Default[Config]() }
 
 // Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {

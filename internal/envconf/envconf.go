@@ -47,6 +47,13 @@ func Defaults(spec any) {
 	}
 }
 
+// Default returns a T with every default tag applied: each component's DefaultConfig.
+func Default[T any]() T {
+	var c T
+	Defaults(&c)
+	return c
+}
+
 // Load sets each field of *spec from its variable when the variable is set (even to the empty
 // string), else from its default tag when it has one; a field with neither keeps its value. The
 // error names the variable that did not parse.

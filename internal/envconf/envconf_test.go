@@ -71,6 +71,9 @@ func TestDefaults(t *testing.T) {
 	var got spec
 	got.Tokens = map[string]string{"kept": "as it was"}
 	Defaults(&got)
+	if fresh := Default[spec](); !reflect.DeepEqual(fresh.Inner, got.Inner) || fresh.Tokens != nil {
+		t.Errorf("Default: %+v", fresh)
+	}
 	want := spec{Inner: inner{Name: "in", Hosts: []string{"a:1", "b:2"}}, Embedded: Embedded{Port: 8080}, Str: "s", Flag: true,
 		Int: 16, Int16: 3, Int32: -7, Int64: 64 << 20, Uint: 1, Float: 0.25, Wait: 90 * time.Second,
 		Tiers: []time.Duration{time.Minute, time.Hour}, Tokens: map[string]string{"kept": "as it was"}, Untagged: "u"}

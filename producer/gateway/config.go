@@ -47,11 +47,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults of every setting (its fields' default tags, as the tributary
 // command reads them), with no tokens.
-func DefaultConfig() Config {
-	var c Config
-	envconf.Defaults(&c)
-	return c
-}
+func DefaultConfig() Config { return envconf.Default[Config]() }
 
 // withDefaults fills the settings that zero means the default for.
 func (c Config) withDefaults() Config {

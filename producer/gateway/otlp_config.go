@@ -21,11 +21,7 @@ type OTLPConfig struct {
 }
 
 // DefaultOTLPConfig returns the defaults of the OTLP settings: its fields' default tags.
-func DefaultOTLPConfig() OTLPConfig {
-	var c OTLPConfig
-	envconf.Defaults(&c)
-	return c
-}
+func DefaultOTLPConfig() OTLPConfig { return envconf.Default[OTLPConfig]() }
 
 func (c OTLPConfig) withDefaults() OTLPConfig {
 	if c.CumulativeStreams == 0 {
