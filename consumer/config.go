@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/internal/envconf"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/rollups"
 )
 
-// Config configures a Worker. Read it with envconfig.Process("TRIBUTARY", &cfg); the README's table
-// lists every variable and default.
+// Config configures a Worker. DefaultConfig gives every default; the README's table lists the
+// TRIBUTARY_* variable of each setting.
 type Config struct {
 	Kafka      kafka.Config `envconfig:"KAFKA"`
 	ClickHouse chdb.Config  `envconfig:"CLICKHOUSE"`
@@ -71,35 +72,46 @@ func (c Config) RollupConfig() rollups.Config {
 		DedupeIDs: c.RollupDedupeIDs, MaxNewSeries: c.RollupMaxNewSeries, KnownSeries: c.RollupKnownSeries, NewSeriesGrace: c.RollupNewSeriesGrace}
 }
 
-// Validate reports the first bad setting, naming it.
+// DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
+// command reads them when no TRIBUTARY_* variable is set.
+func DefaultConfig() Config { return envconf.Default[Config]() }
+
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	if err := c.Kafka.Validate(); err != nil {
-		return err
+	errs := []error{c.Kafka.Validate()}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Kafka.DLQTopic == "" {
+		bad("kafka dlq topic: empty (the consumer sends records it cannot decode there)")
 	}
-	switch {
-	case c.Kafka.DLQTopic == "":
-		return errors.New("kafka dlq topic: empty (the consumer sends records it cannot decode there)")
-	case c.EnableRollups && c.Kafka.RollupsTopic == "":
-		return errors.New("kafka rollups topic: empty (rollups are enabled)")
-	case c.Group == "":
-		return errors.New("consumer group: empty")
-	case c.BatchMaxRecords < 1:
-		return fmt.Errorf("consumer batch max records %d: must be at least 1", c.BatchMaxRecords)
-	case c.BatchMaxBytes < 1024:
-		return fmt.Errorf("consumer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
-	case c.BatchInterval <= 0:
-		return fmt.Errorf("consumer batch interval %v: must be positive", c.BatchInterval)
-	case c.FetchMaxBytes < 1<<16:
-		return fmt.Errorf("consumer fetch max bytes %d: must be at least 65536", c.FetchMaxBytes)
-	case c.RetryBackoffMax <= 0:
-		return fmt.Errorf("consumer retry backoff max %v: must be positive", c.RetryBackoffMax)
-	case c.WriteTimeout <= 0:
-		return fmt.Errorf("consumer write timeout %v: must be positive", c.WriteTimeout)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("consumer shutdown timeout %v: must be positive", c.ShutdownTimeout)
+	if c.EnableRollups && c.Kafka.RollupsTopic == "" {
+		bad("kafka rollups topic: empty (rollups are enabled)")
+	}
+	if c.Group == "" {
+		bad("consumer group: empty")
+	}
+	if c.BatchMaxRecords < 1 {
+		bad("consumer batch max records %d: must be at least 1", c.BatchMaxRecords)
+	}
+	if c.BatchMaxBytes < 1024 {
+		bad("consumer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
+	}
+	if c.BatchInterval <= 0 {
+		bad("consumer batch interval %v: must be positive", c.BatchInterval)
+	}
+	if c.FetchMaxBytes < 1<<16 {
+		bad("consumer fetch max bytes %d: must be at least 65536", c.FetchMaxBytes)
+	}
+	if c.RetryBackoffMax <= 0 {
+		bad("consumer retry backoff max %v: must be positive", c.RetryBackoffMax)
+	}
+	if c.WriteTimeout <= 0 {
+		bad("consumer write timeout %v: must be positive", c.WriteTimeout)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("consumer shutdown timeout %v: must be positive", c.ShutdownTimeout)
 	}
 	if c.EnableRollups {
-		return c.RollupConfig().Validate()
+		errs = append(errs, c.RollupConfig().Validate())
 	}
-	return nil
+	return errors.Join(errs...)
 }

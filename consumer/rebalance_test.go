@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
@@ -73,12 +73,11 @@ func TestRebalanceWaitsForTheBatchInFlight(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
-		Kafka: kafka.Config{Brokers: brokers, ClientID: "rb", EventsTopic: topics[0], MetricsTopic: topics[1], RollupsTopic: topics[2],
-			DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 1},
-		Group: testenv.Unique("g"), BatchMaxRecords: 5000, BatchMaxBytes: 16 << 20, BatchInterval: 200 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 100 * time.Millisecond, ShutdownTimeout: 10 * time.Second, WriteTimeout: time.Minute,
-	}
+	cfg := DefaultConfig()
+	cfg.Kafka = kafka.Config{Brokers: brokers, ClientID: "rb", EventsTopic: topics[0], MetricsTopic: topics[1], RollupsTopic: topics[2],
+		DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 1}
+	cfg.Group, cfg.BatchMaxRecords, cfg.BatchMaxBytes, cfg.BatchInterval = testenv.Unique("g"), 5000, 16<<20, 200*time.Millisecond
+	cfg.RetryBackoffMax, cfg.ShutdownTimeout, cfg.EnableRollups = 100*time.Millisecond, 10*time.Second, false
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s1 := &gateStore{ids: map[string]int{}, entered: make(chan struct{}), release: make(chan struct{}), gated: true}
 	s2 := &gateStore{ids: map[string]int{}}

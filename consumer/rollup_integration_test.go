@@ -13,10 +13,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/schemas"
 )
@@ -37,13 +37,13 @@ func newEnv(t testing.TB) env {
 }
 
 func (e env) workerConfig(group string) consumer.Config {
-	return consumer.Config{
-		Kafka: e.kcfg, ClickHouse: e.ch, Group: group,
-		BatchMaxRecords: 2500, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 40, RollupDedupeIDs: 100000, // small: forces shedding and reloading
-	}
+	c := consumer.DefaultConfig()
+	c.Kafka, c.ClickHouse, c.Group = e.kcfg, e.ch, group
+	c.BatchMaxRecords, c.BatchMaxBytes, c.BatchInterval = 2500, 16<<20, 100*time.Millisecond
+	c.RetryBackoffMax, c.RollupLateness, c.RollupDedupeIDs = 500*time.Millisecond, 5*time.Second, 100000
+	c.RollupMaxWindows = 40  // small: forces shedding and reloading
+	c.RollupMaxNewSeries = 0 // no cardinality guard unless a test turns it on
+	return c
 }
 
 func startWorker(t testing.TB, e env, cfg consumer.Config) (*consumer.Worker, func()) {

@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
@@ -64,15 +64,14 @@ func (s *memStore) counts() (int, int) {
 }
 
 func testConfig(brokers []string) Config {
-	return Config{
-		Kafka: kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: "ev", MetricsTopic: "me", RollupsTopic: "ro", DLQTopic: "dlq",
-			TopicPartitions: 3, TopicReplication: 1},
-		Group:           "g",
-		BatchMaxRecords: 50, BatchMaxBytes: 1 << 20, BatchInterval: 50 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 20 * time.Millisecond, ShutdownTimeout: 5 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute}, RollupLateness: time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 1000, RollupDedupeIDs: 1000000,
-	}
+	c := DefaultConfig()
+	c.Kafka = kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: "ev", MetricsTopic: "me", RollupsTopic: "ro", DLQTopic: "dlq",
+		TopicPartitions: 3, TopicReplication: 1}
+	c.Group, c.BatchMaxRecords, c.BatchMaxBytes, c.BatchInterval = "g", 50, 1<<20, 50*time.Millisecond
+	c.RetryBackoffMax, c.ShutdownTimeout = 20*time.Millisecond, 5*time.Second
+	c.RollupTiers, c.RollupLateness, c.RollupMaxWindows = []time.Duration{time.Minute}, time.Second, 1000
+	c.RollupMaxNewSeries = 0 // no cardinality guard unless a test turns it on
+	return c
 }
 
 func seed(t *testing.T, brokers []string, events, metrics int, poison [][]byte) {

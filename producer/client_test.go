@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/schemas"
 )
 

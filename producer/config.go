@@ -1,15 +1,17 @@
 package producer
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/envconf"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/schemas"
 )
 
-// Config configures a Client (the spec's TelemetryConfig). Read it from the environment with
-// envconfig.Process("TRIBUTARY", &cfg); the README's table lists every variable and default.
+// Config configures a Client (the spec's TelemetryConfig). DefaultConfig gives every default; the
+// README's table lists the TRIBUTARY_* variable of each setting, which Default reads.
 type Config struct {
 	Kafka kafka.Config `envconfig:"KAFKA"`
 
@@ -58,50 +60,49 @@ type Config struct {
 	Compression string `envconfig:"COMPRESSION" default:"zstd"`
 }
 
-// DefaultConfig returns the defaults of every setting, as envconfig would give them.
-func DefaultConfig() Config {
-	return Config{
-		Kafka: kafka.Config{Brokers: []string{"127.0.0.1:19092"}, ClientID: "tributary", EventsTopic: "tributary.events.v1",
-			MetricsTopic: "tributary.metrics.v1", TopicPartitions: 8, TopicReplication: 1},
-		Service: "unknown", EnableEvents: true, EnableMetrics: true,
-		MaxBufferedRecords: 100000, MaxBufferedBytes: 64 << 20, BufferFullPolicy: "block", BufferFullTimeout: 5 * time.Second, SampleRate: 1,
-		MaxAttributes: 128, MaxAttributeKeyBytes: 256, MaxAttributeValueBytes: 16384,
-		Linger: 5 * time.Millisecond, BatchMaxBytes: 1000000, MaxRecordBytes: 1000000, Compression: "zstd",
-	}
-}
+// DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
+// command and Default read them when no TRIBUTARY_* variable is set.
+func DefaultConfig() Config { return envconf.Default[Config]() }
 
-// Validate reports the first bad setting, naming it.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	if err := c.Kafka.Validate(); err != nil {
-		return err
+	errs := []error{c.Kafka.Validate()}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.MaxBufferedRecords < 1 {
+		bad("producer max buffered records %d: must be at least 1", c.MaxBufferedRecords)
 	}
-	switch {
-	case c.MaxBufferedRecords < 1:
-		return fmt.Errorf("producer max buffered records %d: must be at least 1", c.MaxBufferedRecords)
-	case c.MaxBufferedBytes < 1024:
-		return fmt.Errorf("producer max buffered bytes %d: must be at least 1024", c.MaxBufferedBytes)
-	case c.BufferFullPolicy != "block" && c.BufferFullPolicy != "drop":
-		return fmt.Errorf("producer buffer full policy %q: want block or drop", c.BufferFullPolicy)
-	case c.BufferFullTimeout < 0:
-		return fmt.Errorf("producer buffer full timeout %v: must not be negative", c.BufferFullTimeout)
-	case !(c.SampleRate > 0 && c.SampleRate <= 1):
-		return fmt.Errorf("producer sample rate %v: must be in (0, 1]", c.SampleRate)
-	case c.MaxAttributes < 1 || c.MaxAttributeKeyBytes < 1 || c.MaxAttributeValueBytes < 1:
-		return fmt.Errorf("producer attribute limits (%d keys, %d key bytes, %d value bytes): must be positive",
+	if c.MaxBufferedBytes < 1024 {
+		bad("producer max buffered bytes %d: must be at least 1024", c.MaxBufferedBytes)
+	}
+	if c.BufferFullPolicy != "block" && c.BufferFullPolicy != "drop" {
+		bad("producer buffer full policy %q: want block or drop", c.BufferFullPolicy)
+	}
+	if c.BufferFullTimeout < 0 {
+		bad("producer buffer full timeout %v: must not be negative", c.BufferFullTimeout)
+	}
+	if !(c.SampleRate > 0 && c.SampleRate <= 1) {
+		bad("producer sample rate %v: must be in (0, 1]", c.SampleRate)
+	}
+	if c.MaxAttributes < 1 || c.MaxAttributeKeyBytes < 1 || c.MaxAttributeValueBytes < 1 {
+		bad("producer attribute limits (%d keys, %d key bytes, %d value bytes): must be positive",
 			c.MaxAttributes, c.MaxAttributeKeyBytes, c.MaxAttributeValueBytes)
-	case c.MaxAttributeValueBytes > schemas.MaxDecodedBytes:
-		return fmt.Errorf("producer max attribute value bytes %d: at most %d, the longest string the consumer's decoder reads",
+	}
+	if c.MaxAttributeValueBytes > schemas.MaxDecodedBytes {
+		bad("producer max attribute value bytes %d: at most %d, the longest string the consumer's decoder reads",
 			c.MaxAttributeValueBytes, schemas.MaxDecodedBytes)
-	case c.Linger < 0:
-		return fmt.Errorf("producer linger %v: must not be negative", c.Linger)
-	case c.BatchMaxBytes < 1024:
-		return fmt.Errorf("producer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
-	case c.MaxRecordBytes < RecordOverhead+1 || c.MaxRecordBytes > c.BatchMaxBytes:
-		return fmt.Errorf("producer max record bytes %d: must be more than %d and at most the batch max bytes (%d), or such a record is never delivered",
+	}
+	if c.Linger < 0 {
+		bad("producer linger %v: must not be negative", c.Linger)
+	}
+	if c.BatchMaxBytes < 1024 {
+		bad("producer batch max bytes %d: must be at least 1024", c.BatchMaxBytes)
+	}
+	if c.MaxRecordBytes < RecordOverhead+1 || c.MaxRecordBytes > c.BatchMaxBytes {
+		bad("producer max record bytes %d: must be more than %d and at most the batch max bytes (%d), or such a record is never delivered",
 			c.MaxRecordBytes, RecordOverhead, c.BatchMaxBytes)
 	}
 	if _, err := compression(c.Compression); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	return nil
+	return errors.Join(errs...)
 }

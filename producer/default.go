@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/kelseyhightower/envconfig"
+	"github.com/tributary/tributary/internal/envconf"
 )
 
 // The process-wide default client: the spec's TelemetryManager.get_instance().
@@ -22,7 +22,7 @@ func Default() (*Client, error) {
 		return defaultClient, nil
 	}
 	cfg := DefaultConfig()
-	if err := envconfig.Process("TRIBUTARY", &cfg); err != nil {
+	if err := envconf.Load("TRIBUTARY", &cfg); err != nil {
 		return nil, fmt.Errorf("producer: default client configuration: %w", err)
 	}
 	c, err := New(cfg)

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 )
 

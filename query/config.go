@@ -1,14 +1,16 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/internal/envconf"
 )
 
-// Config configures the query service. Read it with envconfig.Process("TRIBUTARY", &cfg); the
-// README's table lists every variable and default.
+// Config configures the query service. DefaultConfig gives every default; the README's table lists
+// the TRIBUTARY_* variable of each setting.
 type Config struct {
 	// ClickHouse should name a read-only user (deploy/clickhouse.sh creates tributary_ro).
 	ClickHouse chdb.Config `envconfig:"CLICKHOUSE"`
@@ -32,38 +34,36 @@ type Config struct {
 	Tokens map[string]string `envconfig:"QUERY_TOKENS"`
 }
 
-// DefaultConfig returns the defaults of every setting, as envconfig would give them.
-func DefaultConfig() Config {
-	return Config{
-		ClickHouse: chdb.Config{Addr: []string{"127.0.0.1:19000"}, Database: "tributary", User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 8},
-		Listen:     "127.0.0.1:8080", DefaultLimit: 100, MaxLimit: 10000, MaxOffset: 1000000, Timeout: 10 * time.Second,
-		MaxBuckets: 10000, MaxSeriesRows: 200000, RollupTiers: []time.Duration{time.Minute, time.Hour},
-	}
-}
+// DefaultConfig returns the defaults of every setting (its fields' default tags, as the tributary
+// command reads them), with no tokens.
+func DefaultConfig() Config { return envconf.Default[Config]() }
 
-// Validate reports the first bad setting, naming it.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	if err := c.ClickHouse.Validate(); err != nil {
-		return err
+	errs := []error{c.ClickHouse.Validate()}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" {
+		bad("query listen: empty")
 	}
-	switch {
-	case c.Listen == "":
-		return fmt.Errorf("query listen: empty")
-	case c.MaxLimit < 1:
-		return fmt.Errorf("query max limit %d: must be at least 1", c.MaxLimit)
-	case c.DefaultLimit < 1 || c.DefaultLimit > c.MaxLimit:
-		return fmt.Errorf("query default limit %d: must be between 1 and the max limit %d", c.DefaultLimit, c.MaxLimit)
-	case c.MaxOffset < 0:
-		return fmt.Errorf("query max offset %d: must not be negative", c.MaxOffset)
-	case c.Timeout < time.Second:
-		return fmt.Errorf("query timeout %v: must be at least 1s", c.Timeout)
-	case c.MaxBuckets < 1 || c.MaxSeriesRows < 1:
-		return fmt.Errorf("query max buckets %d / max series rows %d: must be positive", c.MaxBuckets, c.MaxSeriesRows)
+	if c.MaxLimit < 1 {
+		bad("query max limit %d: must be at least 1", c.MaxLimit)
+	}
+	if c.DefaultLimit < 1 || c.DefaultLimit > c.MaxLimit {
+		bad("query default limit %d: must be between 1 and the max limit %d", c.DefaultLimit, c.MaxLimit)
+	}
+	if c.MaxOffset < 0 {
+		bad("query max offset %d: must not be negative", c.MaxOffset)
+	}
+	if c.Timeout < time.Second {
+		bad("query timeout %v: must be at least 1s", c.Timeout)
+	}
+	if c.MaxBuckets < 1 || c.MaxSeriesRows < 1 {
+		bad("query max buckets %d / max series rows %d: must be positive", c.MaxBuckets, c.MaxSeriesRows)
 	}
 	for tok, tenant := range c.Tokens {
 		if len(tok) < 8 || tenant == "" {
-			return fmt.Errorf("query token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
+			bad("query token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer/consumertest"
-	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"

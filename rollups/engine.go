@@ -43,33 +43,40 @@ func DefaultConfig() Config {
 	return Config{Tiers: []time.Duration{time.Minute, time.Hour}, Lateness: 30 * time.Second, IdleTimeout: time.Minute, MaxWindows: 200000}
 }
 
-// Validate reports the first bad setting.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Tiers) == 0 {
-		return errors.New("rollup tiers: none")
+		bad("rollup tiers: none")
 	}
 	for _, t := range c.Tiers {
 		if t < time.Second || t%time.Second != 0 {
-			return fmt.Errorf("rollup tier %v: must be a whole number of seconds", t)
+			bad("rollup tier %v: must be a whole number of seconds", t)
 		}
 	}
-	switch {
-	case c.Lateness < 0:
-		return fmt.Errorf("rollup lateness %v: must not be negative", c.Lateness)
-	case c.IdleTimeout <= 0:
-		return fmt.Errorf("rollup idle timeout %v: must be positive", c.IdleTimeout)
-	case c.MaxWindows < 1:
-		return fmt.Errorf("rollup max windows %d: must be at least 1", c.MaxWindows)
-	case c.DedupeIDs < 0:
-		return fmt.Errorf("rollup dedupe ids %d: must not be negative", c.DedupeIDs)
-	case c.MaxNewSeries < 0:
-		return fmt.Errorf("rollup max new series per minute %d: must not be negative (0 turns the guard off)", c.MaxNewSeries)
-	case c.MaxNewSeries > 0 && c.KnownSeries < c.MaxNewSeries:
-		return fmt.Errorf("rollup known series %d: must be at least the max new series per minute (%d)", c.KnownSeries, c.MaxNewSeries)
-	case c.NewSeriesGrace < 0:
-		return fmt.Errorf("rollup new series grace %v: must not be negative", c.NewSeriesGrace)
+	if c.Lateness < 0 {
+		bad("rollup lateness %v: must not be negative", c.Lateness)
 	}
-	return nil
+	if c.IdleTimeout <= 0 {
+		bad("rollup idle timeout %v: must be positive", c.IdleTimeout)
+	}
+	if c.MaxWindows < 1 {
+		bad("rollup max windows %d: must be at least 1", c.MaxWindows)
+	}
+	if c.DedupeIDs < 0 {
+		bad("rollup dedupe ids %d: must not be negative", c.DedupeIDs)
+	}
+	if c.MaxNewSeries < 0 {
+		bad("rollup max new series per minute %d: must not be negative (0 turns the guard off)", c.MaxNewSeries)
+	}
+	if c.MaxNewSeries > 0 && c.KnownSeries < c.MaxNewSeries {
+		bad("rollup known series %d: must be at least the max new series per minute (%d)", c.KnownSeries, c.MaxNewSeries)
+	}
+	if c.NewSeriesGrace < 0 {
+		bad("rollup new series grace %v: must not be negative", c.NewSeriesGrace)
+	}
+	return errors.Join(errs...)
 }
 
 // Key identifies a window's row: one per series, tier, window and source partition. Rows of one

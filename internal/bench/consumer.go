@@ -14,11 +14,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/consumer/consumertest"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/loadgen"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/schemas"
 )
@@ -189,10 +189,9 @@ func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 
 // consumerConfig is the consumer role's defaults on the given topics, database and group.
 func consumerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config {
-	return consumer.Config{Kafka: k, ClickHouse: ch, Group: group, BatchMaxRecords: 50000, BatchMaxBytes: 32 << 20,
-		BatchInterval: time.Second, FetchMaxBytes: 4 << 20, RetryBackoffMax: 10 * time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000, RollupDedupeIDs: 1000000}
+	c := consumer.DefaultConfig()
+	c.Kafka, c.ClickHouse, c.Group = k, ch, group
+	return c
 }
 
 func bareSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric, noAttrIndex bool) (float64, error) {

@@ -22,8 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/kafka"
 )
 
 // Env is what scenarios run against: the real servers, the tributary binary (services run as
@@ -135,7 +135,8 @@ func pick[T any](e *Env, full, short T) T {
 
 // database creates a fresh migrated database, dropped when the scenario ends.
 func (e *Env) database(ctx context.Context) (chdb.Config, driver.Conn, error) {
-	cfg := chdb.Config{Addr: []string{e.ClickHouseAddr}, Database: unique("bench"), User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 8}
+	cfg := chdb.DefaultConfig()
+	cfg.Addr, cfg.Database = []string{e.ClickHouseAddr}, unique("bench")
 	admin, err := chdb.Open(ctx, cfg, false)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("ClickHouse at %s: %w", e.ClickHouseAddr, err)
@@ -341,7 +342,9 @@ func (e *Env) machine(ctx context.Context) []string {
 		out = append(out, fmt.Sprintf("%.1f GiB memory", float64(kb)/(1<<20)))
 	}
 	out = append(out, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)
-	if conn, err := chdb.Open(ctx, chdb.Config{Addr: []string{e.ClickHouseAddr}, Database: "default", User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 1}, false); err == nil {
+	cfg := chdb.DefaultConfig()
+	cfg.Addr, cfg.MaxOpenConns = []string{e.ClickHouseAddr}, 1
+	if conn, err := chdb.Open(ctx, cfg, false); err == nil {
 		var v string
 		if conn.QueryRow(ctx, "SELECT version()").Scan(&v) == nil {
 			out = append(out, "ClickHouse "+v+" (Debian package, local, single server)")

@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/kafka"
 )
 
 // pipe is a running pipeline of separate processes: consumer workers of one group on fresh topics

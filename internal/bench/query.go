@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/loadgen"
 )
 

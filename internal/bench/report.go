@@ -1,4 +1,4 @@
-// Package bench is Tributary's benchmark harness (make bench, tributary bench): it runs each
+// Package bench is Tributary's benchmark harness (make bench, cmd/tributary-bench): it runs each
 // scenario against the real local Kafka broker and ClickHouse server, measures every figure
 // against a baseline in the same run, and writes BENCHMARKS.md and BENCHMARKS.json.
 package bench

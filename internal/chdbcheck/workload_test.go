@@ -16,9 +16,9 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/consumer/consumertest"
-	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/retention"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/query"

@@ -1,5 +1,6 @@
 // Package cli implements the subcommands of cmd/tributary. Every setting comes from the environment
-// (prefix TRIBUTARY_, read with envconfig); the README's table lists them all.
+// (prefix TRIBUTARY_, read by internal/envconf from the configurations' envconfig tags); the
+// README's table lists them all.
 //
 // Exit codes: 0 success, 1 the command failed, 2 bad usage or configuration.
 package cli
@@ -15,7 +16,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/kelseyhightower/envconfig"
+	"github.com/tributary/tributary/internal/envconf"
 )
 
 // Prefix is the environment prefix of every setting.
@@ -50,7 +51,6 @@ func commands() []command {
 		{"metrics", "list raw metric points from the query service", metricsUsage, runMetrics},
 		{"aggregate", "print a metric's time series from the query service", aggregateUsage, runAggregate},
 		{"demo", "run the whole pipeline on a demo load and print query results", demoUsage, runDemo},
-		{"bench", "run the benchmark harness and write BENCHMARKS.md/.json", benchUsage, runBench},
 	}
 }
 
@@ -82,7 +82,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	var lc LogConfig
-	if err := envconfig.Process(Prefix, &lc); err != nil {
+	if err := envconf.Load(Prefix, &lc); err != nil {
 		fmt.Fprintf(stderr, "tributary: %v\n", err)
 		return 2
 	}
@@ -138,14 +138,21 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 }
 
 // loadConfig reads cfg from the environment and validates it; errors are usage errors.
+// loadConfig reads cfg from the TRIBUTARY_* environment and validates it; the error lists every
+// bad setting on one line.
 func loadConfig(cfg interface{ Validate() error }) error {
-	if err := envconfig.Process(Prefix, cfg); err != nil {
+	if err := envconf.Load(Prefix, cfg); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%w: configuration: %v", errUsage, err)
+		return configError(err)
 	}
 	return nil
+}
+
+// configError is a usage error listing every problem Validate found (joined) on one line.
+func configError(err error) error {
+	return fmt.Errorf("%w: configuration: %s", errUsage, strings.ReplaceAll(err.Error(), "\n", "; "))
 }
 
 func noArgs(args []string) error {

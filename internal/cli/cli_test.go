@@ -8,12 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kelseyhightower/envconfig"
-
-	"github.com/tributary/tributary/internal/loadgen"
+	"github.com/tributary/tributary/internal/envconf"
 	"github.com/tributary/tributary/internal/testenv"
-	"github.com/tributary/tributary/producer"
-	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
 )
 
@@ -73,15 +69,14 @@ func TestReadmeListsEverySetting(t *testing.T) {
 		cells := strings.Split(line, "|")
 		rows[strings.Trim(strings.TrimSpace(cells[1]), "`")] = strings.TrimSpace(cells[2])
 	}
-	specs := []any{&LogConfig{}, &migrateConfig{}, &consumerRole{}, &query.Config{}, &producer.Config{}, &gateway.Config{}, &loadgen.Config{}, &retentionRole{}, &demoConfig{}}
 	seen := 0
-	for _, spec := range specs {
-		var buf bytes.Buffer
-		if err := envconfig.Usagef(Prefix, spec, &buf, "{{range .}}{{usage_key .}}\t{{usage_default .}}\n{{end}}"); err != nil {
+	for _, spec := range settingSpecs() {
+		vars, err := envconf.Vars(Prefix, spec)
+		if err != nil {
 			t.Fatal(err)
 		}
-		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-			key, def, _ := strings.Cut(line, "\t")
+		for _, v := range vars {
+			key, def := v.Key, v.Default
 			seen++
 			cell, ok := rows[key]
 			switch {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -52,16 +52,14 @@ type demoConfig struct {
 }
 
 func (c *demoConfig) Validate() error {
+	errs := []error{c.ClickHouse.Validate(), c.Kafka.Validate()}
 	if c.KafkaMode != "embedded" && c.KafkaMode != "external" {
-		return fmt.Errorf("TRIBUTARY_DEMO_KAFKA %q: want embedded or external", c.KafkaMode)
+		errs = append(errs, fmt.Errorf("TRIBUTARY_DEMO_KAFKA %q: want embedded or external", c.KafkaMode))
 	}
 	if c.GraphRuns < 1 || c.GraphRuns > 100000 {
-		return fmt.Errorf("TRIBUTARY_DEMO_GRAPH_RUNS %d: want 1..100000", c.GraphRuns)
+		errs = append(errs, fmt.Errorf("TRIBUTARY_DEMO_GRAPH_RUNS %d: want 1..100000", c.GraphRuns))
 	}
-	if err := c.ClickHouse.Validate(); err != nil {
-		return err
-	}
-	return c.Kafka.Validate()
+	return errors.Join(errs...)
 }
 
 func runDemo(ctx context.Context, env *Env, args []string) error {
@@ -98,13 +96,9 @@ func runDemo(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(out, "ClickHouse: %s, database %s (migrated)\n", strings.Join(cfg.ClickHouse.Addr, ","), cfg.ClickHouse.Database)
 
-	ccfg := consumer.Config{
-		Kafka: cfg.Kafka, ClickHouse: cfg.ClickHouse, Group: "tributary-demo",
-		BatchMaxRecords: 10000, BatchMaxBytes: 32 << 20, BatchInterval: 300 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: 5 * time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 200000, RollupDedupeIDs: 1000000,
-	}
+	ccfg := consumer.DefaultConfig()
+	ccfg.Kafka, ccfg.ClickHouse, ccfg.Group = cfg.Kafka, cfg.ClickHouse, "tributary-demo"
+	ccfg.BatchMaxRecords, ccfg.BatchInterval, ccfg.RetryBackoffMax = 10000, 300*time.Millisecond, 5*time.Second
 	ro := cfg.ClickHouse
 	ro.User, ro.Password = cfg.ROUser, cfg.ROPassword
 	qcfg := query.DefaultConfig()

@@ -7,8 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
+	"github.com/tributary/tributary/internal/envconf"
 	"github.com/tributary/tributary/internal/loadgen"
 	"github.com/tributary/tributary/producer"
 )
@@ -40,7 +39,7 @@ func runLoadgen(ctx context.Context, env *Env, args []string) error {
 	var p *producer.Client
 	if cfg.Target == "sdk" {
 		pcfg := producer.DefaultConfig()
-		if err := envconfig.Process(Prefix, &pcfg); err != nil {
+		if err := envconf.Load(Prefix, &pcfg); err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
 		var err error

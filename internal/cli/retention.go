@@ -2,10 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/retention"
 )
 
@@ -26,10 +27,7 @@ type retentionRole struct {
 }
 
 func (r *retentionRole) Validate() error {
-	if err := r.ClickHouse.Validate(); err != nil {
-		return err
-	}
-	return r.Config.Validate()
+	return errors.Join(r.ClickHouse.Validate(), r.Config.Validate())
 }
 
 func runRetention(ctx context.Context, env *Env, args []string) error {

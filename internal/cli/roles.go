@@ -10,14 +10,14 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/internal/envconf"
 	"github.com/tributary/tributary/internal/observe"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
@@ -43,13 +43,10 @@ type migrateConfig struct {
 }
 
 func (c *migrateConfig) Validate() error {
-	if err := c.ClickHouse.Validate(); err != nil {
-		return err
-	}
 	if c.WithKafka {
-		return c.Kafka.Validate()
+		return errors.Join(c.ClickHouse.Validate(), c.Kafka.Validate())
 	}
-	return nil
+	return c.ClickHouse.Validate()
 }
 
 func runMigrate(ctx context.Context, env *Env, args []string) error {
@@ -260,25 +257,21 @@ type gatewayRole struct {
 }
 
 func (g *gatewayRole) Validate() error {
-	if err := g.Producer.Validate(); err != nil {
-		return err
-	}
-	return g.Gateway.Validate()
+	return errors.Join(g.Producer.Validate(), g.Gateway.Validate())
 }
 
 func runGateway(ctx context.Context, env *Env, args []string) error {
 	if err := noArgs(args); err != nil {
 		return err
 	}
-	role := gatewayRole{Producer: producer.DefaultConfig()}
-	if err := envconfig.Process(Prefix, &role.Producer); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if err := envconfig.Process(Prefix, &role.Gateway); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	var role gatewayRole // both halves read TRIBUTARY_*, not TRIBUTARY_PRODUCER_* and _GATEWAY_GATEWAY_*
+	for _, spec := range []any{&role.Producer, &role.Gateway} {
+		if err := envconf.Load(Prefix, spec); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
 	}
 	if err := role.Validate(); err != nil {
-		return fmt.Errorf("%w: configuration: %v", errUsage, err)
+		return configError(err)
 	}
 	reg := observe.NewRegistry()
 	p, err := producer.New(role.Producer, kgo.WithHooks(kprom.NewMetrics("tributary_kafka", kprom.Registerer(reg))))

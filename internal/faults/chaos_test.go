@@ -18,9 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/internal/testenv/chaosproxy"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/schemas"
 )
 

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/producer"
 )

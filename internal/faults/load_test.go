@@ -11,10 +11,10 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/schemas"
 )
@@ -81,13 +81,12 @@ func topicsConfig(brokers []string, topics []string) kafka.Config {
 }
 
 func workerConfig(k kafka.Config, ch chdb.Config, group string) consumer.Config {
-	return consumer.Config{
-		Kafka: k, ClickHouse: ch, Group: group,
-		BatchMaxRecords: 4000, BatchMaxBytes: 16 << 20, BatchInterval: 250 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 20 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000, RollupDedupeIDs: 1000000,
-	}
+	c := consumer.DefaultConfig()
+	c.Kafka, c.ClickHouse, c.Group = k, ch, group
+	c.BatchMaxRecords, c.BatchMaxBytes, c.BatchInterval = 4000, 16<<20, 250*time.Millisecond
+	c.RetryBackoffMax, c.ShutdownTimeout = time.Second, 20*time.Second
+	c.RollupLateness, c.RollupMaxWindows, c.RollupMaxNewSeries = 5*time.Second, 100000, 0 // no cardinality guard
+	return c
 }
 
 // runWorker runs a consumer worker in this process until the test ends.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -54,7 +54,8 @@ func privateClickHouse(t *testing.T) (*server, chdb.Config) {
 	}}
 	s.Start()
 	t.Cleanup(s.Stop)
-	cfg := chdb.Config{Addr: []string{s.Addr}, Database: testenv.Unique("faults"), User: "default", DialTimeout: 5 * time.Second, MaxOpenConns: 4}
+	cfg := chdb.DefaultConfig()
+	cfg.Addr, cfg.Database, cfg.MaxOpenConns = []string{s.Addr}, testenv.Unique("faults"), 4
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := chdb.Open(ctx, cfg, false)

@@ -20,7 +20,7 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// Config configures a run. Read it with envconfig.Process("TRIBUTARY", &cfg).
+// Config configures a run (TRIBUTARY_LOADGEN_*, read by tributary loadgen).
 type Config struct {
 	Hosts    int           `envconfig:"LOADGEN_HOSTS" default:"50"`
 	Rate     int           `envconfig:"LOADGEN_RATE" default:"5000"` // records per second, all hosts together
@@ -33,17 +33,19 @@ type Config struct {
 	Seed         uint64 `envconfig:"LOADGEN_SEED" default:"1"`
 }
 
-// Validate reports the first bad setting, naming it.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	switch {
-	case c.Hosts < 1 || c.Rate < 1 || c.Batch < 1 || c.Duration <= 0:
-		return fmt.Errorf("loadgen hosts %d, rate %d, batch %d, duration %v: all must be positive", c.Hosts, c.Rate, c.Batch, c.Duration)
-	case c.Target != "sdk" && c.Target != "gateway":
-		return fmt.Errorf("loadgen target %q: want sdk or gateway", c.Target)
-	case c.Target == "gateway" && c.GatewayToken == "":
-		return errors.New("loadgen gateway token: empty (TRIBUTARY_LOADGEN_GATEWAY_TOKEN)")
+	var errs []error
+	if c.Hosts < 1 || c.Rate < 1 || c.Batch < 1 || c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("loadgen hosts %d, rate %d, batch %d, duration %v: all must be positive", c.Hosts, c.Rate, c.Batch, c.Duration))
 	}
-	return nil
+	if c.Target != "sdk" && c.Target != "gateway" {
+		errs = append(errs, fmt.Errorf("loadgen target %q: want sdk or gateway", c.Target))
+	}
+	if c.Target == "gateway" && c.GatewayToken == "" {
+		errs = append(errs, errors.New("loadgen gateway token: empty (TRIBUTARY_LOADGEN_GATEWAY_TOKEN)"))
+	}
+	return errors.Join(errs...)
 }
 
 // Sink sends one batch.

@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/query"
 	"github.com/tributary/tributary/schemas"
@@ -31,13 +31,10 @@ func TestEndToEnd(t *testing.T) {
 	kcfg := kafka.Config{Brokers: brokers, ClientID: "e2e", EventsTopic: topics[0], MetricsTopic: topics[1],
 		RollupsTopic: topics[2], DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 1}
 
-	ccfg := consumer.Config{
-		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("group"),
-		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 200 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000, RollupDedupeIDs: 1000000,
-	}
+	ccfg := consumer.DefaultConfig()
+	ccfg.Kafka, ccfg.ClickHouse, ccfg.Group = kcfg, ch, testenv.Unique("group")
+	ccfg.BatchMaxRecords, ccfg.BatchInterval, ccfg.RetryBackoffMax = 5000, 200*time.Millisecond, time.Second
+	ccfg.RollupMaxWindows, ccfg.RollupMaxNewSeries = 100000, 0 // no cardinality guard
 	ro := ch
 	ro.User, ro.Password = "tributary_ro", "tributary_ro"
 	qcfg := query.DefaultConfig()

@@ -12,8 +12,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/chdb"
 	"github.com/tributary/tributary/internal/observe"
 	"github.com/tributary/tributary/query"
 )

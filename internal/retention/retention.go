@@ -5,6 +5,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -23,15 +24,16 @@ type Config struct {
 	Interval    time.Duration `envconfig:"RETENTION_INTERVAL" default:"1h"`
 }
 
-// Validate reports the first bad setting, naming it.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
+	var errs []error
 	if c.EventsDays < 0 || c.MetricsDays < 0 || c.RollupsDays < 0 {
-		return fmt.Errorf("retention days (events %d, metrics %d, rollups %d): must not be negative", c.EventsDays, c.MetricsDays, c.RollupsDays)
+		errs = append(errs, fmt.Errorf("retention days (events %d, metrics %d, rollups %d): must not be negative", c.EventsDays, c.MetricsDays, c.RollupsDays))
 	}
 	if c.Interval < time.Minute {
-		return fmt.Errorf("retention interval %v: must be at least 1m", c.Interval)
+		errs = append(errs, fmt.Errorf("retention interval %v: must be at least 1m", c.Interval))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Dropped names one partition that was dropped.

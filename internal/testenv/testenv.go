@@ -21,7 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/tributary/tributary/internal/chdb"
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/query"
 )
 
@@ -72,13 +72,8 @@ func ClickHouseAddr(t testing.TB) string {
 // when the test ends.
 func ClickHouse(t testing.TB) chdb.Config {
 	t.Helper()
-	cfg := chdb.Config{
-		Addr:         strings.Split(need(t, ClickHouseEnv), ","),
-		Database:     Unique("test"),
-		User:         "default",
-		DialTimeout:  5 * time.Second,
-		MaxOpenConns: 4,
-	}
+	cfg := chdb.DefaultConfig()
+	cfg.Addr, cfg.Database, cfg.MaxOpenConns = strings.Split(need(t, ClickHouseEnv), ","), Unique("test"), 4
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := chdb.Open(ctx, cfg, false)

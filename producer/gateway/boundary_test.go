@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tributary/tributary/internal/kafka"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 )

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tributary/tributary/internal/envconf"
 )
 
-// Config configures the gateway. Read it with envconfig.Process("TRIBUTARY", &cfg).
+// Config configures the gateway. DefaultConfig gives every default; the README's table lists the
+// TRIBUTARY_GATEWAY_* variable of each setting.
 type Config struct {
 	// Listen is the HTTP address.
 	Listen string `envconfig:"GATEWAY_LISTEN" default:"127.0.0.1:8090"`
@@ -42,13 +45,9 @@ type Config struct {
 	OTLPConfig
 }
 
-// DefaultConfig returns the defaults of every setting, as envconfig would give them, with no tokens.
-func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8090", MaxBodyBytes: 8 << 20, MaxRecords: 10000, BufferWait: time.Second,
-		FlushTimeout: 10 * time.Second, MaxConcurrentRequests: 16, MaxInflightBytes: 64 << 20,
-		ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second,
-		TimestampCacheTTL: 10 * time.Minute, TimestampCacheEntries: 100000, OTLPConfig: DefaultOTLPConfig()}
-}
+// DefaultConfig returns the defaults of every setting (its fields' default tags, as the tributary
+// command reads them), with no tokens.
+func DefaultConfig() Config { return envconf.Default[Config]() }
 
 // withDefaults fills the settings that zero means the default for.
 func (c Config) withDefaults() Config {
@@ -75,35 +74,42 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports the first bad setting, naming it.
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	switch {
-	case c.Listen == "":
-		return errors.New("gateway listen: empty")
-	case len(c.Tokens) == 0:
-		return errors.New("gateway tokens: none (set TRIBUTARY_GATEWAY_TOKENS=token:tenant,...)")
-	case c.MaxBodyBytes < 1024:
-		return fmt.Errorf("gateway max body bytes %d: must be at least 1024", c.MaxBodyBytes)
-	case c.MaxRecords < 1:
-		return fmt.Errorf("gateway max records %d: must be at least 1", c.MaxRecords)
-	case c.BufferWait < 0 || c.FlushTimeout <= 0:
-		return fmt.Errorf("gateway buffer wait %v / flush timeout %v: must not be negative / must be positive", c.BufferWait, c.FlushTimeout)
-	case c.MaxConcurrentRequests < 1:
-		return fmt.Errorf("gateway max concurrent requests %d: must be at least 1", c.MaxConcurrentRequests)
-	case c.MaxInflightBytes < c.MaxBodyBytes:
-		return fmt.Errorf("gateway max inflight bytes %d: must be at least the max body bytes (%d), or a large request never passes", c.MaxInflightBytes, c.MaxBodyBytes)
-	case c.TimestampCacheTTL < 0 || c.TimestampCacheEntries < 1:
-		return fmt.Errorf("gateway timestamp cache ttl %v / entries %d: must be positive", c.TimestampCacheTTL, c.TimestampCacheEntries)
-	case c.ReadHeaderTimeout <= 0 || c.BodyTimeout <= 0:
-		return fmt.Errorf("gateway read header timeout %v / body timeout %v: must be positive", c.ReadHeaderTimeout, c.BodyTimeout)
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" {
+		bad("gateway listen: empty")
 	}
-	if err := c.OTLPConfig.Validate(); err != nil {
-		return err
+	if len(c.Tokens) == 0 {
+		bad("gateway tokens: none (set TRIBUTARY_GATEWAY_TOKENS=token:tenant,...)")
 	}
+	if c.MaxBodyBytes < 1024 {
+		bad("gateway max body bytes %d: must be at least 1024", c.MaxBodyBytes)
+	}
+	if c.MaxRecords < 1 {
+		bad("gateway max records %d: must be at least 1", c.MaxRecords)
+	}
+	if c.BufferWait < 0 || c.FlushTimeout <= 0 {
+		bad("gateway buffer wait %v / flush timeout %v: must not be negative / must be positive", c.BufferWait, c.FlushTimeout)
+	}
+	if c.MaxConcurrentRequests < 1 {
+		bad("gateway max concurrent requests %d: must be at least 1", c.MaxConcurrentRequests)
+	}
+	if c.MaxInflightBytes < c.MaxBodyBytes {
+		bad("gateway max inflight bytes %d: must be at least the max body bytes (%d), or a large request never passes", c.MaxInflightBytes, c.MaxBodyBytes)
+	}
+	if c.TimestampCacheTTL < 0 || c.TimestampCacheEntries < 1 {
+		bad("gateway timestamp cache ttl %v / entries %d: must be positive", c.TimestampCacheTTL, c.TimestampCacheEntries)
+	}
+	if c.ReadHeaderTimeout <= 0 || c.BodyTimeout <= 0 {
+		bad("gateway read header timeout %v / body timeout %v: must be positive", c.ReadHeaderTimeout, c.BodyTimeout)
+	}
+	errs = append(errs, c.OTLPConfig.Validate())
 	for tok, tenant := range c.Tokens {
 		if len(tok) < 8 || tenant == "" {
-			return fmt.Errorf("gateway token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
+			bad("gateway token for tenant %q: tokens need 8 characters or more and a tenant", tenant)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

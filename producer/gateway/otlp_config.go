@@ -1,6 +1,10 @@
 package gateway
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/tributary/tributary/internal/envconf"
+)
 
 // OTLPConfig configures OTLP ingest. OTLP/HTTP (POST /v1/logs, POST /v1/metrics) is served on
 // Config.Listen beside the JSON API; OTLP/gRPC on its own address. It is embedded in Config, so
@@ -16,10 +20,8 @@ type OTLPConfig struct {
 	CumulativeStreams int `envconfig:"GATEWAY_OTLP_CUMULATIVE_STREAMS" default:"100000"`
 }
 
-// DefaultOTLPConfig returns the defaults of the OTLP settings.
-func DefaultOTLPConfig() OTLPConfig {
-	return OTLPConfig{GRPCListen: "127.0.0.1:4317", CumulativeStreams: 100000}
-}
+// DefaultOTLPConfig returns the defaults of the OTLP settings: its fields' default tags.
+func DefaultOTLPConfig() OTLPConfig { return envconf.Default[OTLPConfig]() }
 
 func (c OTLPConfig) withDefaults() OTLPConfig {
 	if c.CumulativeStreams == 0 {
@@ -28,7 +30,7 @@ func (c OTLPConfig) withDefaults() OTLPConfig {
 	return c
 }
 
-// Validate reports the first bad OTLP setting, naming it.
+// Validate reports every bad OTLP setting, naming it.
 func (c OTLPConfig) Validate() error {
 	if c.CumulativeStreams < 1 {
 		return fmt.Errorf("gateway otlp cumulative streams %d: must be at least 1", c.CumulativeStreams)

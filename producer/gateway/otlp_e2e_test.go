@@ -28,9 +28,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary/tributary/consumer"
-	"github.com/tributary/tributary/internal/kafka"
 	"github.com/tributary/tributary/internal/pipeline"
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
@@ -54,13 +54,10 @@ func newOTLPStack(t *testing.T) *otlpStack {
 	ch := testenv.ClickHouse(t)
 	kcfg := kafka.Config{Brokers: brokers, ClientID: "otlp", EventsTopic: topics[0], MetricsTopic: topics[1],
 		RollupsTopic: topics[2], DLQTopic: topics[3], TopicPartitions: 2, TopicReplication: 1}
-	ccfg := consumer.Config{
-		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("group"),
-		BatchMaxRecords: 5000, BatchMaxBytes: 32 << 20, BatchInterval: 100 * time.Millisecond,
-		FetchMaxBytes: 4 << 20, RetryBackoffMax: time.Second, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 30 * time.Second,
-		RollupIdleTimeout: time.Minute, RollupMaxWindows: 100000, RollupDedupeIDs: 100000,
-	}
+	ccfg := consumer.DefaultConfig()
+	ccfg.Kafka, ccfg.ClickHouse, ccfg.Group = kcfg, ch, testenv.Unique("group")
+	ccfg.BatchMaxRecords, ccfg.BatchInterval, ccfg.RetryBackoffMax = 5000, 100*time.Millisecond, time.Second
+	ccfg.RollupMaxWindows, ccfg.RollupDedupeIDs, ccfg.RollupMaxNewSeries = 100000, 100000, 0 // no cardinality guard
 	qcfg := query.DefaultConfig()
 	qcfg.ClickHouse, qcfg.Listen = ch, "127.0.0.1:0"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

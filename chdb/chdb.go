@@ -1,5 +1,6 @@
-// Package chdb opens ClickHouse connections and applies Tributary's DDL migrations
-// (schemas/ddl) idempotently. It works with ClickHouse 18.16 and current releases.
+// Package chdb holds the ClickHouse settings that consumer.Config and query.Config embed as their
+// ClickHouse field, opens connections, and applies Tributary's DDL migrations (schemas/ddl)
+// idempotently. It works with ClickHouse 18.16 and current releases.
 package chdb
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/internal/envconf"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -36,21 +38,29 @@ type Config struct {
 	Cluster string `envconfig:"CLUSTER" default:""`
 }
 
-// Validate reports the first bad setting, naming it.
+// DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
+// command reads them when no TRIBUTARY_CLICKHOUSE_* variable is set.
+func DefaultConfig() Config { return envconf.Default[Config]() }
+
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	switch {
-	case len(c.Addr) == 0:
-		return errors.New("clickhouse addr: empty")
-	case !schemas.ValidIdentifier(c.Database):
-		return fmt.Errorf("clickhouse database %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Database)
-	case c.DialTimeout <= 0:
-		return fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout)
-	case c.MaxOpenConns < 1:
-		return fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns)
-	case c.Cluster != "" && !schemas.ValidIdentifier(c.Cluster):
-		return fmt.Errorf("clickhouse cluster %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Cluster)
+	var errs []error
+	if len(c.Addr) == 0 {
+		errs = append(errs, errors.New("clickhouse addr: empty"))
 	}
-	return nil
+	if !schemas.ValidIdentifier(c.Database) {
+		errs = append(errs, fmt.Errorf("clickhouse database %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Database))
+	}
+	if c.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("clickhouse dial timeout %v: must be positive", c.DialTimeout))
+	}
+	if c.MaxOpenConns < 1 {
+		errs = append(errs, fmt.Errorf("clickhouse max open conns %d: must be at least 1", c.MaxOpenConns))
+	}
+	if c.Cluster != "" && !schemas.ValidIdentifier(c.Cluster) {
+		errs = append(errs, fmt.Errorf("clickhouse cluster %q: must match [A-Za-z_][A-Za-z0-9_]*", c.Cluster))
+	}
+	return errors.Join(errs...)
 }
 
 // Open connects to ClickHouse and pings it. With useDatabase false the connection's default

@@ -1,5 +1,6 @@
-// Package kafka holds the Kafka settings shared by producers, consumers and migrate: brokers, topic
-// names, and the creation of topics.
+// Package kafka holds the Kafka settings shared by producers, consumers and migrate (brokers, topic
+// names, TLS and SASL) and the creation of topics. Config is embedded in producer.Config and
+// consumer.Config as their Kafka field.
 package kafka
 
 import (
@@ -17,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/tributary/tributary/internal/envconf"
 )
 
 // Config says how to reach Kafka and which topics carry records. Read from the environment with the
@@ -50,17 +53,24 @@ type Config struct {
 	TopicReplication int16 `envconfig:"TOPIC_REPLICATION" default:"1"`
 }
 
-// Validate reports the first bad setting, naming it.
+// DefaultConfig returns the defaults of every setting: its fields' default tags, as the tributary
+// command reads them when no TRIBUTARY_KAFKA_* variable is set.
+func DefaultConfig() Config { return envconf.Default[Config]() }
+
+// Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
-	switch {
-	case len(c.Brokers) == 0 || c.Brokers[0] == "":
-		return errors.New("kafka brokers: empty")
-	case c.EventsTopic == "" || c.MetricsTopic == "":
-		return errors.New("kafka topics: events and metrics topic names must be set")
-	case c.TopicPartitions < 1:
-		return fmt.Errorf("kafka topic partitions %d: must be at least 1", c.TopicPartitions)
-	case c.TopicReplication < 1:
-		return fmt.Errorf("kafka topic replication %d: must be at least 1", c.TopicReplication)
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if len(c.Brokers) == 0 || c.Brokers[0] == "" {
+		bad("kafka brokers: empty")
+	}
+	for _, b := range c.Brokers {
+		if b != "" && !strings.Contains(b, ":") {
+			bad("kafka broker %q: want host:port", b)
+		}
+	}
+	if c.EventsTopic == "" || c.MetricsTopic == "" {
+		bad("kafka topics: events and metrics topic names must be set")
 	}
 	seen := map[string]string{}
 	for _, t := range [][2]string{{"events", c.EventsTopic}, {"metrics", c.MetricsTopic}, {"rollups", c.RollupsTopic}, {"dlq", c.DLQTopic}} {
@@ -68,28 +78,29 @@ func (c Config) Validate() error {
 			continue
 		}
 		if other, ok := seen[t[1]]; ok {
-			return fmt.Errorf("kafka topics: %s and %s share the topic %q", other, t[0], t[1])
+			bad("kafka topics: %s and %s share the topic %q", other, t[0], t[1])
 		}
 		seen[t[1]] = t[0]
+	}
+	if c.TopicPartitions < 1 {
+		bad("kafka topic partitions %d: must be at least 1", c.TopicPartitions)
+	}
+	if c.TopicReplication < 1 {
+		bad("kafka topic replication %d: must be at least 1", c.TopicReplication)
 	}
 	switch strings.ToUpper(c.SASLMechanism) {
 	case "":
 	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 		if c.SASLUser == "" {
-			return fmt.Errorf("kafka sasl user: empty with mechanism %s", c.SASLMechanism)
+			bad("kafka sasl user: empty with mechanism %s", c.SASLMechanism)
 		}
 	default:
-		return fmt.Errorf("kafka sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
+		bad("kafka sasl mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASLMechanism)
 	}
 	if _, err := c.tlsConfig(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	for _, b := range c.Brokers {
-		if !strings.Contains(b, ":") {
-			return fmt.Errorf("kafka broker %q: want host:port", b)
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ClientOpts returns the connection options common to every client: brokers, client id, TLS and
