@@ -75,7 +75,7 @@ func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
 }
 
 // open returns a capturing connection to addr with database as its current one, opened as
-// internal/chdb opens Tributary's (native protocol, LZ4), with the recorder as its logger.
+// chdb opens Tributary's (native protocol, LZ4), with the recorder as its logger.
 func (r *recorder) open(t *testing.T, addr, database string) *captureConn {
 	t.Helper()
 	conn, err := clickhouse.Open(&clickhouse.Options{

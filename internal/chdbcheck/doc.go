@@ -7,7 +7,7 @@
 // the newest), and the test checks that each engine reports its release.
 //
 // TestEveryStatementOnCurrentClickHouse first runs the project's own code paths on the real 18.16
-// server through a capturing connection: migrate (internal/chdb with schemas/ddl), the consumer's
+// server through a capturing connection: migrate (chdb with schemas/ddl), the consumer's
 // inserts of events, metrics and rollup windows (arrays and sketches included) and its rollup reads
 // (LoadWindows, and the LatestWindows statement), every query the query service builds (events,
 // traces, attribute filters, metrics, event counts, aggregates from raw rows and from rollups with

@@ -125,7 +125,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	admin := rec.open(t, addr, "default")
 	t.Cleanup(func() { _ = admin.Conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 
-	rec.at("migrate (internal/chdb, schemas/ddl)")
+	rec.at("migrate (chdb, schemas/ddl)")
 	if _, err := chdb.Migrate(ctx, admin, db); err != nil {
 		t.Fatalf("migrate on 18.16: %v", err)
 	}
