@@ -50,7 +50,8 @@ func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics 
 	}
 	pts := make([]rollups.Point, len(metrics))
 	for i := range metrics {
-		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i)}
+		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i),
+			Hist: metrics[i].Histogram}
 	}
 	missing := e.Missing(pts)
 	found, err := sink.LoadWindows(ctx, missing)
