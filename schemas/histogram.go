@@ -171,25 +171,19 @@ func (e *ExponentialBuckets) buckets(yield func(lo, hi float64, n uint64) bool) 
 	}
 }
 
-// BucketRange returns bounds on h's values from its buckets alone: the lower edge of the lowest
-// non-empty bucket and the upper edge of the highest. An infinite edge (an explicit histogram's
-// open first or last bucket) is replaced by that bucket's other edge, which is then not a bound
-// (Prometheus's histogram_quantile makes the same choice); the result is infinite only when a
-// bucket has no finite edge (explicit buckets with no bounds).
-func (h *Distribution) BucketRange() (lo, hi float64) {
-	lo, hi = math.Inf(1), math.Inf(-1)
-	h.Buckets(func(l, u float64, _ uint64) bool {
-		if lo == math.Inf(1) {
-			lo = l
-			if math.IsInf(l, -1) {
-				lo = u
-			}
+// OuterBuckets returns the edges of h's lowest and highest non-empty buckets (as Buckets gives
+// them: an explicit histogram's open buckets have an infinite edge), or ok false when h has no
+// buckets. They bound h's values when h has no Min and Max of its own (docs/otlp.md).
+func (h *Distribution) OuterBuckets() (lowest, highest [2]float64, ok bool) {
+	if h.Exponential == nil && len(h.Counts) == 0 {
+		return lowest, highest, false
+	}
+	h.Buckets(func(lo, hi float64, _ uint64) bool {
+		if !ok {
+			lowest, ok = [2]float64{lo, hi}, true
 		}
-		hi = u
-		if math.IsInf(u, 1) {
-			hi = l
-		}
+		highest = [2]float64{lo, hi}
 		return true
 	})
-	return lo, hi
+	return lowest, highest, ok
 }

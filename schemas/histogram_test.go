@@ -214,10 +214,13 @@ func TestHistogramBuckets(t *testing.T) {
 	if got := collect(open); !reflect.DeepEqual(got, []bucket{{-inf, 0, 1}, {10, inf, 2}}) {
 		t.Errorf("open buckets: %v", got)
 	}
-	if lo, hi := open.BucketRange(); lo != 0 || hi != 10 {
-		t.Errorf("BucketRange of open buckets = %v, %v; want their finite edges 0, 10", lo, hi)
+	if lowest, highest, ok := open.OuterBuckets(); !ok || lowest != [2]float64{-inf, 0} || highest != [2]float64{10, inf} {
+		t.Errorf("OuterBuckets of open buckets = %v, %v, %v", lowest, highest, ok)
 	}
-	if lo, hi := hs[0].Histogram.BucketRange(); lo != 0 || hi != 250 {
-		t.Errorf("BucketRange = %v, %v; want 0, 250", lo, hi)
+	if lowest, highest, ok := hs[0].Histogram.OuterBuckets(); !ok || lowest != [2]float64{0, 5} || highest != [2]float64{25, 250} {
+		t.Errorf("OuterBuckets = %v, %v, %v", lowest, highest, ok)
+	}
+	if _, _, ok := hs[2].Histogram.OuterBuckets(); ok {
+		t.Error("a histogram without buckets has outer buckets")
 	}
 }
