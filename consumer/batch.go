@@ -66,6 +66,45 @@ type MetricColumns struct {
 	AttrKeys, AttrValues            [][]string
 	Service, Host                   []string
 	IngestedAt                      []time.Time
+	Hist                            HistogramColumns
+}
+
+// HistogramColumns are the metrics table's columns of a row that holds many values (migration
+// 0006): for a row of one value, count 1, min = max = the value, no buckets.
+type HistogramColumns struct {
+	Count, ExpZeroCount                  []uint64
+	Min, Max, ExpZeroThreshold           []float64
+	Bounds                               [][]float64
+	Counts, ExpPositive, ExpNegative     [][]uint64
+	ExpScale, ExpPosOffset, ExpNegOffset []int32
+}
+
+func (c *HistogramColumns) add(m *schemas.Metric) {
+	h := m.Histogram
+	var e schemas.ExponentialBuckets
+	if h == nil {
+		h = &schemas.Distribution{Count: 1, Min: m.Value, Max: m.Value}
+	} else if h.Exponential != nil {
+		e = *h.Exponential
+	}
+	c.Count, c.Min, c.Max = append(c.Count, h.Count), append(c.Min, h.Min), append(c.Max, h.Max)
+	c.Bounds, c.Counts = append(c.Bounds, nonNil(h.Bounds)), append(c.Counts, nonNil(h.Counts))
+	c.ExpScale, c.ExpZeroCount, c.ExpZeroThreshold = append(c.ExpScale, e.Scale), append(c.ExpZeroCount, e.ZeroCount), append(c.ExpZeroThreshold, e.ZeroThreshold)
+	c.ExpPosOffset, c.ExpPositive = append(c.ExpPosOffset, e.PositiveOffset), append(c.ExpPositive, nonNil(e.PositiveCounts))
+	c.ExpNegOffset, c.ExpNegative = append(c.ExpNegOffset, e.NegativeOffset), append(c.ExpNegative, nonNil(e.NegativeCounts))
+}
+
+func (c *HistogramColumns) slice(i, j int) HistogramColumns {
+	return HistogramColumns{Count: c.Count[i:j], ExpZeroCount: c.ExpZeroCount[i:j], Min: c.Min[i:j], Max: c.Max[i:j],
+		ExpZeroThreshold: c.ExpZeroThreshold[i:j], Bounds: c.Bounds[i:j], Counts: c.Counts[i:j], ExpPositive: c.ExpPositive[i:j],
+		ExpNegative: c.ExpNegative[i:j], ExpScale: c.ExpScale[i:j], ExpPosOffset: c.ExpPosOffset[i:j], ExpNegOffset: c.ExpNegOffset[i:j]}
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func newBatch() *Batch { return &Batch{last: make(map[partition]*kgo.Record)} }
@@ -141,13 +180,14 @@ func (b *Batch) addMetric(m *schemas.Metric, now time.Time, r *kgo.Record) {
 	c.Service = append(c.Service, m.Service)
 	c.Host = append(c.Host, m.Host)
 	c.IngestedAt = append(c.IngestedAt, now)
+	c.Hist.add(m)
 	var part int32
 	var off int64
 	if r != nil {
 		part, off = r.Partition, r.Offset
 	}
 	b.Points = append(b.Points, rollups.Point{Series: series, Value: m.Value, TS: m.Timestamp.UnixMicro(), Partition: part, Offset: off,
-		ID: rollups.RecordID(m.Tenant, m.MetricID)})
+		ID: rollups.RecordID(m.Tenant, m.MetricID), Hist: m.Histogram})
 }
 
 // partitions returns the partitions of the batch's points.
@@ -207,6 +247,7 @@ func (b *Batch) rawSlice(events bool, i, j int) *Batch {
 			Unit: c.Unit[i:j], AggregationType: c.AggregationType[i:j], Timestamp: c.Timestamp[i:j],
 			TimestampUS: c.TimestampUS[i:j], Attributes: c.Attributes[i:j], AttrKeys: c.AttrKeys[i:j],
 			AttrValues: c.AttrValues[i:j], Service: c.Service[i:j], Host: c.Host[i:j], IngestedAt: c.IngestedAt[i:j],
+			Hist: c.Hist.slice(i, j),
 		}
 		out.metricSrc = b.metricSrc[i:j]
 	}

@@ -30,7 +30,9 @@ const (
 	eventColumns = "tenant, event_id, trace_id, span_id, type, name, timestamp, timestamp_us, attributes, " +
 		"attr_keys, attr_values, service, host, ingested_at"
 	metricColumns = "tenant, metric_id, trace_id, name, value, unit, aggregation_type, timestamp, timestamp_us, " +
-		"attributes, attr_keys, attr_values, service, host, ingested_at"
+		"attributes, attr_keys, attr_values, service, host, ingested_at, value_count, value_min, value_max, bucket_bounds, " +
+		"bucket_counts, exp_scale, exp_zero_count, exp_zero_threshold, exp_positive_offset, exp_positive_counts, " +
+		"exp_negative_offset, exp_negative_counts"
 )
 
 // Write inserts the batch's events, then its metrics. A kind already written in an earlier attempt
@@ -45,9 +47,11 @@ func (s *ClickHouseStore) Write(ctx context.Context, b *Batch) error {
 		b.eventsWritten = true
 	}
 	if len(b.Metrics.MetricID) > 0 && !b.metricsWritten {
-		c := &b.Metrics
+		c, h := &b.Metrics, &b.Metrics.Hist
 		if err := s.insert(ctx, "metrics", metricColumns, c.Tenant, c.MetricID, c.TraceID, c.Name, c.Value, c.Unit,
-			c.AggregationType, c.Timestamp, c.TimestampUS, c.Attributes, c.AttrKeys, c.AttrValues, c.Service, c.Host, c.IngestedAt); err != nil {
+			c.AggregationType, c.Timestamp, c.TimestampUS, c.Attributes, c.AttrKeys, c.AttrValues, c.Service, c.Host, c.IngestedAt,
+			h.Count, h.Min, h.Max, h.Bounds, h.Counts, h.ExpScale, h.ExpZeroCount, h.ExpZeroThreshold, h.ExpPosOffset, h.ExpPositive,
+			h.ExpNegOffset, h.ExpNegative); err != nil {
 			return err
 		}
 		b.metricsWritten = true

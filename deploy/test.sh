@@ -10,6 +10,9 @@ command -v chromium >/dev/null 2>&1 || apt_install chromium
 # internal/chdbcheck replays every statement on current ClickHouse releases (chdb, from PyPI); it
 # fails if they cannot be installed, and the other tests still run.
 bash "$ROOT/deploy/chdb.sh" install || log "chdb could not be installed: internal/chdbcheck will fail"
+# producer/gateway's TestOTLPWithThePythonSDK sends with the OpenTelemetry Python SDK (PyPI); it
+# runs the same script and fails, naming it, if the SDK cannot be installed.
+bash "$ROOT/deploy/otlp/venv.sh" >/dev/null || log "the OpenTelemetry Python SDK could not be installed: TestOTLPWithThePythonSDK will fail"
 
 start_servers
 

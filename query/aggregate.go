@@ -197,7 +197,8 @@ type Series struct {
 }
 
 // AggregateAnswer is the body of GET /v1/aggregate. Source says whether rollups or raw rows
-// answered; percentiles from rollups are within 1% of the exact ones (quantileExact's rank).
+// answered; percentiles from rollups are within 1% of the exact ones (quantileExact's rank), plus
+// the bucket error of rows that hold many values (OTLP histograms: rollups.BucketValueOf).
 type AggregateAnswer struct {
 	Name          string   `json:"name"`
 	Source        string   `json:"source"`

@@ -267,7 +267,8 @@ func (s *Server) fromRaw(ctx context.Context, a AggregateQuery, tenant tenantSco
 	asql, aargs := attrSQL(a.Attributes)
 	tsql, targs := tenantSQL(tenant.tenant, tenant.scoped)
 	sql := "SELECT toUInt32(intDiv(toUInt32(timestamp), ?) * ?) AS b" + gsql +
-		", count(), sum(value), min(value), max(value), argMax(value, timestamp_us), quantilesExact(0.5, 0.9, 0.95, 0.99)(value)" +
+		", sum(value_count), sum(value), min(value_min), max(value_max), argMax(value, timestamp_us)," +
+		" quantilesExact(0.5, 0.9, 0.95, 0.99)(value), countIf(value_count != 1)" +
 		" FROM " + s.cfg.ClickHouse.Database + ".metrics FINAL WHERE name = ?" +
 		" AND timestamp >= toDateTime(?) AND timestamp <= toDateTime(?) AND timestamp_us >= ? AND timestamp_us < ?" + tsql + asql +
 		" GROUP BY b" + groupNames(len(a.GroupBy)) + " ORDER BY b LIMIT ?"
@@ -280,26 +281,35 @@ func (s *Server) fromRaw(ctx context.Context, a AggregateQuery, tenant tenantSco
 	}
 	defer rows.Close()
 	var cells []cell
+	var bucketed uint64 // rows that hold many values (an OTLP histogram point each)
 	for rows.Next() {
 		c := cell{groups: make([]string, len(a.GroupBy))}
 		var qs []float64
+		var many uint64
 		dest := []any{&c.bucket}
 		for i := range c.groups {
 			dest = append(dest, &c.groups[i])
 		}
-		dest = append(dest, &c.count, &c.sum, &c.lo, &c.hi, &c.last, &qs)
+		dest = append(dest, &c.count, &c.sum, &c.lo, &c.hi, &c.last, &qs, &many)
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("aggregate from raw rows: %w", err)
 		}
 		copy(c.quantiles[:], qs)
 		c.hasQuantile = [4]bool{true, true, true, true}
 		cells = append(cells, c)
+		bucketed += many
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("aggregate from raw rows: %w", err)
 	}
 	if len(cells) > s.cfg.MaxSeriesRows {
 		return nil, badParam("group_by", "more than %d bucket x group cells; narrow with attr.<key> filters, a wider bucket or fewer keys", s.cfg.MaxSeriesRows)
+	}
+	if bucketed > 0 && wantsPercentiles(a.Aggregates) {
+		// Their values are known only by bucket: percentiles come from the rollups' sketches.
+		return nil, badParam("aggregates", "%s has %d rows that hold many values each (OTLP histograms, known by bucket): its percentiles come "+
+			"from the rollups; use a bucket that is a multiple of a rollup tier (%v), a range aligned to it, and source=rollups or auto",
+			a.Name, bucketed, s.cfg.RollupTiers)
 	}
 	return cells, nil
 }

@@ -46,6 +46,39 @@ func (a *Aggregate) Add(v float64, ts int64) {
 	}
 }
 
+// add counts point p: one value, or the values of p.Hist.
+func (a *Aggregate) add(p *Point) {
+	if p.Hist != nil {
+		a.AddHistogram(p.Hist, p.Value, p.TS)
+		return
+	}
+	a.Add(p.Value, p.TS)
+}
+
+// AddHistogram counts the h.Count values of a point that holds many (an OTLP histogram data
+// point), whose sum is sum: count, sum, min and max are h's (exact when h's are); the last value is
+// sum, as the raw row's value; a histogram's sketch counts each of h's buckets at its
+// representative value (BucketValueOf), so its quantiles are within the error stated there.
+func (a *Aggregate) AddHistogram(h *schemas.Distribution, sum float64, ts int64) {
+	if h.Count == 0 {
+		return
+	}
+	first := a.Count == 0
+	a.Count += h.Count
+	a.Sum += sum
+	a.Min = math.Min(a.Min, h.Min)
+	a.Max = math.Max(a.Max, h.Max)
+	if first || ts > a.LastTS || (ts == a.LastTS && sum > a.Last) {
+		a.Last, a.LastTS = sum, ts
+	}
+	if a.Sketch != nil {
+		h.Buckets(func(lo, hi float64, n uint64) bool {
+			a.Sketch.AddN(BucketValueOf(lo, hi, h.Min, h.Max), n)
+			return true
+		})
+	}
+}
+
 // Merge folds o into a, as if o's points had been added to a.
 func (a *Aggregate) Merge(o *Aggregate) {
 	if o.Count == 0 {

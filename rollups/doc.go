@@ -9,6 +9,10 @@
 // and stored rows all merge: counts and sums add, min/max combine, last goes to the latest
 // timestamp, sketch buckets add (SQL: sumMap).
 //
+// A point may hold many values (Point.Hist, an OTLP histogram data point): the window counts them
+// all, with their exact count, sum, min and max, and adds each of the point's buckets to the
+// sketch at one value (BucketValueOf, which states the error this adds).
+//
 // A window closes when its partition's watermark (newest event time minus Lateness) passes its
 // end. A later point still counts: its window is loaded again, updated, stored and published again,
 // and the point is counted in Stats.Late.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/tributary/tributary/schemas"
 )
 
 // Config configures an Engine.
@@ -107,6 +109,9 @@ type Point struct {
 	// ID identifies the point's record (RecordID of tenant and metric_id) for Config.DedupeIDs;
 	// 0 means none.
 	ID uint64
+	// Hist is set when the point holds many values (an OTLP histogram data point): Value is their
+	// sum, and the window counts them all (Aggregate.AddHistogram).
+	Hist *schemas.Distribution
 }
 
 type partState struct {
@@ -410,7 +415,7 @@ func (e *Engine) apply(points []Point) error {
 			if j == 0 && (w.Start+t)*1_000_000 <= ps.maxTS-e.cfg.Lateness.Microseconds() {
 				e.stats.Late++
 			}
-			w.Agg.Add(p.Value, p.TS)
+			w.Agg.add(p)
 			w.Agg.LastOffset = p.Offset
 			w.dirty = true
 			e.stats.Applied++

@@ -36,20 +36,23 @@ func BucketKey(m float64) int32 { return int32(math.Ceil(math.Log(m) / logGamma)
 func BucketValue(k int32) float64 { return 2 * math.Pow(Gamma, float64(k)) / (Gamma + 1) }
 
 // Add counts v once.
-func (s *Sketch) Add(v float64) {
+func (s *Sketch) Add(v float64) { s.AddN(v, 1) }
+
+// AddN counts v n times.
+func (s *Sketch) AddN(v float64, n uint64) {
 	switch {
 	case v >= MinIndexable:
 		if s.Pos == nil {
 			s.Pos = make(map[int32]uint64)
 		}
-		s.Pos[BucketKey(v)]++
+		s.Pos[BucketKey(v)] += n
 	case v <= -MinIndexable:
 		if s.Neg == nil {
 			s.Neg = make(map[int32]uint64)
 		}
-		s.Neg[BucketKey(-v)]++
+		s.Neg[BucketKey(-v)] += n
 	default:
-		s.Zero++
+		s.Zero += n
 	}
 }
 

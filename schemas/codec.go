@@ -13,12 +13,15 @@ import (
 //go:embed avro/*.avsc
 var avscFiles embed.FS
 
-// EventSchemaJSON and MetricSchemaJSON are the current .avsc documents, for other languages and for
-// the docs.
+// EventSchemaJSON, MetricSchemaJSON and RollupSchemaJSON are the current .avsc documents, for
+// other languages and for the docs. MetricV1SchemaJSON is the metric schema before histograms
+// (metric.v1.avsc): metrics without a Histogram are still written with it, byte for byte as
+// before, so readers that know only it keep reading every metric but those.
 var (
-	EventSchemaJSON  = mustRead("avro/event.avsc")
-	MetricSchemaJSON = mustRead("avro/metric.avsc")
-	RollupSchemaJSON = mustRead("avro/rollup.avsc")
+	EventSchemaJSON    = mustRead("avro/event.avsc")
+	MetricSchemaJSON   = mustRead("avro/metric.avsc")
+	MetricV1SchemaJSON = mustRead("avro/metric.v1.avsc")
+	RollupSchemaJSON   = mustRead("avro/rollup.avsc")
 )
 
 func mustRead(name string) string {
@@ -77,14 +80,16 @@ type writer struct {
 
 // Codec encodes and decodes events and metrics. It is safe for concurrent use.
 type Codec struct {
-	api     avro.API
-	readers sync.Pool // *avro.Reader
-	event   avro.Schema
-	metric  avro.Schema
-	rollup  avro.Schema
-	eventH  [soeHeader]byte
-	metricH [soeHeader]byte
-	rollupH [soeHeader]byte
+	api      avro.API
+	readers  sync.Pool // *avro.Reader
+	event    avro.Schema
+	metric   avro.Schema
+	metric1  avro.Schema // metric.v1.avsc, for metrics without a histogram
+	rollup   avro.Schema
+	eventH   [soeHeader]byte
+	metricH  [soeHeader]byte
+	metric1H [soeHeader]byte
+	rollupH  [soeHeader]byte
 
 	mu      sync.RWMutex
 	writers map[uint64]writer // by fingerprint
@@ -111,6 +116,9 @@ func NewCodec() (*Codec, error) {
 	if c.metric, err = avro.ParseBytes([]byte(MetricSchemaJSON)); err != nil {
 		return nil, fmt.Errorf("parse metric schema: %w", err)
 	}
+	if c.metric1, err = avro.ParseBytes([]byte(MetricV1SchemaJSON)); err != nil {
+		return nil, fmt.Errorf("parse metric v1 schema: %w", err)
+	}
 	if c.rollup, err = avro.ParseBytes([]byte(RollupSchemaJSON)); err != nil {
 		return nil, fmt.Errorf("parse rollup schema: %w", err)
 	}
@@ -119,7 +127,8 @@ func NewCodec() (*Codec, error) {
 		json   string
 		schema avro.Schema
 		header *[soeHeader]byte
-	}{{KindEvent, EventSchemaJSON, c.event, &c.eventH}, {KindMetric, MetricSchemaJSON, c.metric, &c.metricH}, {KindRollup, RollupSchemaJSON, c.rollup, &c.rollupH}} {
+	}{{KindEvent, EventSchemaJSON, c.event, &c.eventH}, {KindMetric, MetricSchemaJSON, c.metric, &c.metricH},
+		{KindMetric, MetricV1SchemaJSON, c.metric1, &c.metric1H}, {KindRollup, RollupSchemaJSON, c.rollup, &c.rollupH}} {
 		fp, err := Fingerprint(s.json)
 		if err != nil {
 			return nil, err
@@ -261,7 +270,9 @@ func (c *Codec) AppendEvent(dst []byte, e *Event) ([]byte, error) {
 	return c.append(dst, c.eventH[:], c.event, &w, "event")
 }
 
-// AppendMetric appends m in single-object encoding to dst. m's attributes must be normalised.
+// AppendMetric appends m in single-object encoding to dst. m's attributes must be normalised. A
+// metric without a Histogram is written with metric.v1.avsc (see MetricV1SchemaJSON), one with it
+// with the current schema.
 func (c *Codec) AppendMetric(dst []byte, m *Metric) ([]byte, error) {
 	attrs, err := toWireAttrs(m.Attributes)
 	if err != nil {
@@ -270,7 +281,10 @@ func (c *Codec) AppendMetric(dst []byte, m *Metric) ([]byte, error) {
 	w := wireMetric{
 		MetricID: m.MetricID, TraceID: optional(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
 		AggregationType: string(m.AggregationType), Timestamp: m.Timestamp.UTC(), Attributes: attrs,
-		Tenant: m.Tenant, Service: m.Service, Host: m.Host,
+		Tenant: m.Tenant, Service: m.Service, Host: m.Host, Histogram: toWireHistogram(m.Histogram),
+	}
+	if w.Histogram == nil {
+		return c.append(dst, c.metric1H[:], c.metric1, &w, "metric")
 	}
 	return c.append(dst, c.metricH[:], c.metric, &w, "metric")
 }
@@ -368,9 +382,13 @@ func (c *Codec) DecodeMetric(data []byte) (Metric, error) {
 	if err != nil {
 		return Metric{}, err
 	}
+	h, err := fromWireHistogram(w.Histogram)
+	if err != nil {
+		return Metric{}, err
+	}
 	return Metric{
 		MetricID: w.MetricID, TraceID: deref(w.TraceID), Name: w.Name, Value: w.Value, Unit: w.Unit,
 		AggregationType: AggregationType(w.AggregationType), Timestamp: w.Timestamp.UTC(), Attributes: attrs,
-		Source: Source{Tenant: w.Tenant, Service: w.Service, Host: w.Host},
+		Source: Source{Tenant: w.Tenant, Service: w.Service, Host: w.Host}, Histogram: h,
 	}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -112,7 +113,8 @@ func TestFingerprintsMatchJavaAvro(t *testing.T) {
 		header []byte
 	}{
 		{EventSchemaJSON, -5712758918128380742, c.eventH[:]},
-		{MetricSchemaJSON, 5860569520370732286, c.metricH[:]},
+		{MetricSchemaJSON, -5766536126079748919, c.metricH[:]},
+		{MetricV1SchemaJSON, 5860569520370732286, c.metric1H[:]},
 		{RollupSchemaJSON, -6457855326842614350, c.rollupH[:]},
 	} {
 		fp, err := Fingerprint(f.avsc)
@@ -286,6 +288,10 @@ func FuzzDecode(f *testing.F) {
 	mb, _ := c.AppendMetric(nil, &m)
 	f.Add(eb)
 	f.Add(mb)
+	for _, h := range sampleHistograms() {
+		hb, _ := c.AppendMetric(nil, &h)
+		f.Add(hb)
+	}
 	f.Add([]byte{0xC3, 0x01})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := c.DecodeEvent(data)
@@ -306,8 +312,24 @@ func FuzzDecode(f *testing.F) {
 		} else if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownSchema) {
 			t.Fatalf("error is neither ErrMalformed nor ErrUnknownSchema: %v", err)
 		}
-		if _, err := c.DecodeMetric(data); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownSchema) {
+		me, err := c.DecodeMetric(data)
+		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownSchema) {
 			t.Fatalf("error is neither ErrMalformed nor ErrUnknownSchema: %v", err)
+		}
+		if err == nil && me.Histogram != nil && me.Validate() == nil {
+			// A valid histogram's buckets are in increasing order and add up to its count.
+			var n uint64
+			prev := math.Inf(-1)
+			me.Histogram.Buckets(func(lo, hi float64, c uint64) bool {
+				if lo > hi || lo < prev {
+					t.Fatalf("bucket (%v, %v] after %v", lo, hi, prev)
+				}
+				prev, n = lo, n+c
+				return true
+			})
+			if n != me.Histogram.Count {
+				t.Fatalf("buckets hold %d values, count %d", n, me.Histogram.Count)
+			}
 		}
 	})
 }

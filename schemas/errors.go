@@ -15,6 +15,10 @@ var (
 	// ErrBadTimestamp reports a zero timestamp or one outside the years 1970..2105 that ClickHouse's
 	// DateTime can hold.
 	ErrBadTimestamp = errors.New("bad timestamp")
+	// ErrBadHistogram reports a metric's histogram whose parts disagree (bucket counts that do not
+	// add up to its count, bounds out of order, min above max, ...) or that is set on a metric that
+	// is not a histogram.
+	ErrBadHistogram = errors.New("bad histogram")
 )
 
 // Decoding errors. They are permanent: the same bytes never decode, so a consumer dead-letters them.

@@ -55,4 +55,7 @@ type Metric struct {
 	Timestamp       time.Time
 	Attributes      map[string]any
 	Source
+	// Histogram is set when the point holds many values (an OTLP histogram data point); Value is
+	// then their sum and AggregationType is Histogram. Nil for a point of one value.
+	Histogram *Distribution
 }

@@ -45,7 +45,8 @@ func (e *Event) Validate() error {
 }
 
 // Validate reports the first problem with m, naming the field: empty metric_id or name; NaN or
-// infinite value; unknown aggregation_type; a bad timestamp.
+// infinite value; unknown aggregation_type; a bad timestamp; a histogram on a metric that is not
+// a histogram, or whose parts disagree (Distribution.Validate).
 func (m *Metric) Validate() error {
 	if err := required("metric_id", m.MetricID); err != nil {
 		return err
@@ -58,6 +59,14 @@ func (m *Metric) Validate() error {
 	}
 	if _, err := ParseAggregationType(string(m.AggregationType)); err != nil {
 		return fmt.Errorf("aggregation_type: %w", err)
+	}
+	if m.Histogram != nil {
+		if m.AggregationType != Histogram {
+			return fmt.Errorf("histogram: %w: set on a %s (only a histogram holds many values)", ErrBadHistogram, m.AggregationType)
+		}
+		if err := m.Histogram.Validate(); err != nil {
+			return err
+		}
 	}
 	return checkTimestamp(m.Timestamp)
 }

@@ -37,6 +37,83 @@ type wireMetric struct {
 	Tenant          string               `avro:"tenant"`
 	Service         string               `avro:"service"`
 	Host            string               `avro:"host"`
+	Histogram       *wireHistogram       `avro:"histogram"`
+}
+
+type wireHistogram struct {
+	Count       int64             `avro:"count"`
+	Min         float64           `avro:"min"`
+	Max         float64           `avro:"max"`
+	Bounds      []float64         `avro:"bounds"`
+	Counts      []int64           `avro:"counts"`
+	Exponential *wireExpHistogram `avro:"exponential"`
+}
+
+type wireExpHistogram struct {
+	Scale          int32   `avro:"scale"`
+	ZeroCount      int64   `avro:"zero_count"`
+	ZeroThreshold  float64 `avro:"zero_threshold"`
+	PositiveOffset int32   `avro:"positive_offset"`
+	PositiveCounts []int64 `avro:"positive_counts"`
+	NegativeOffset int32   `avro:"negative_offset"`
+	NegativeCounts []int64 `avro:"negative_counts"`
+}
+
+func toWireHistogram(h *Distribution) *wireHistogram {
+	if h == nil {
+		return nil
+	}
+	w := &wireHistogram{Count: int64(h.Count), Min: h.Min, Max: h.Max, Bounds: h.Bounds, Counts: toSigned(h.Counts)}
+	if w.Bounds == nil {
+		w.Bounds = []float64{}
+	}
+	if e := h.Exponential; e != nil {
+		w.Exponential = &wireExpHistogram{Scale: e.Scale, ZeroCount: int64(e.ZeroCount), ZeroThreshold: e.ZeroThreshold,
+			PositiveOffset: e.PositiveOffset, PositiveCounts: toSigned(e.PositiveCounts),
+			NegativeOffset: e.NegativeOffset, NegativeCounts: toSigned(e.NegativeCounts)}
+	}
+	return w
+}
+
+// fromWireHistogram converts a decoded histogram; a count or bucket count beyond int64 (negative
+// on the wire) is malformed.
+func fromWireHistogram(w *wireHistogram) (*Distribution, error) {
+	if w == nil {
+		return nil, nil
+	}
+	neg := w.Count < 0
+	for _, side := range [][]int64{w.Counts, expSide(w.Exponential, true), expSide(w.Exponential, false)} {
+		for _, c := range side {
+			neg = neg || c < 0
+		}
+	}
+	if neg || (w.Exponential != nil && w.Exponential.ZeroCount < 0) {
+		return nil, fmt.Errorf("%w: histogram: a negative count", ErrMalformed)
+	}
+	h := &Distribution{Count: uint64(w.Count), Min: w.Min, Max: w.Max, Bounds: nilIfEmpty(w.Bounds), Counts: nilIfEmpty(toUnsigned(w.Counts))}
+	if e := w.Exponential; e != nil {
+		h.Exponential = &ExponentialBuckets{Scale: e.Scale, ZeroCount: uint64(e.ZeroCount), ZeroThreshold: e.ZeroThreshold,
+			PositiveOffset: e.PositiveOffset, PositiveCounts: nilIfEmpty(toUnsigned(e.PositiveCounts)),
+			NegativeOffset: e.NegativeOffset, NegativeCounts: nilIfEmpty(toUnsigned(e.NegativeCounts))}
+	}
+	return h, nil
+}
+
+func expSide(e *wireExpHistogram, positive bool) []int64 {
+	switch {
+	case e == nil:
+		return nil
+	case positive:
+		return e.PositiveCounts
+	}
+	return e.NegativeCounts
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func optional(s string) *string {

@@ -46,7 +46,8 @@ func RollUpFrom(ctx context.Context, conn driver.Conn, database string, metrics 
 	}
 	pts := make([]rollups.Point, len(metrics))
 	for i := range metrics {
-		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i)}
+		pts[i] = rollups.Point{Series: rollups.SeriesOf(&metrics[i]), Value: metrics[i].Value, TS: metrics[i].Timestamp.UnixMicro(), Offset: first + int64(i),
+			Hist: metrics[i].Histogram}
 	}
 	now := time.Now()
 	if err := e.Ingest(ctx, st, pts, nil, now); err != nil {

@@ -1,10 +1,13 @@
 // A downstream consumer outside Go: reads Tributary's topics with the standard Kafka and Avro Java
 // libraries and our .avsc files alone, and prints each record as JSON, one per line.
 //
-//   java -cp 'classes:libs/*' ReadTopics BROKERS COUNT TOPIC=SCHEMA.avsc [TOPIC=SCHEMA.avsc ...]
+//   java -cp 'classes:libs/*' ReadTopics BROKERS COUNT TOPIC=SCHEMA.avsc[,OLDER.avsc...] [TOPIC=...]
 //
 // Avro single-object encoding (C3 01 + CRC-64-AVRO fingerprint) is what BinaryMessageDecoder
-// reads natively: it checks the header and the fingerprint against the schema it was given.
+// reads natively: it checks the header and the fingerprint against the schema it was given, and
+// against each older schema added to it (addSchema), whose data Avro resolves to the first
+// schema. The metrics topic needs metric.avsc,metric.v1.avsc: metrics of one value are written
+// with v1.
 import java.io.File;
 import java.time.Duration;
 import java.util.*;
@@ -22,8 +25,13 @@ public class ReadTopics {
     Map<String, BinaryMessageDecoder<GenericRecord>> decoders = new HashMap<>();
     for (int i = 2; i < args.length; i++) {
       String[] kv = args[i].split("=", 2);
-      Schema schema = new Schema.Parser().parse(new File(kv[1]));
-      decoders.put(kv[0], new BinaryMessageDecoder<>(GenericData.get(), schema));
+      String[] files = kv[1].split(",");
+      Schema schema = new Schema.Parser().parse(new File(files[0]));
+      BinaryMessageDecoder<GenericRecord> decoder = new BinaryMessageDecoder<>(GenericData.get(), schema);
+      for (int j = 1; j < files.length; j++) {
+        decoder.addSchema(new Schema.Parser().parse(new File(files[j])));
+      }
+      decoders.put(kv[0], decoder);
     }
     Properties p = new Properties();
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, brokers);

@@ -50,6 +50,7 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	return []Scenario{
 		{"sdk", "SDK → Kafka", runSDK},
+		{"gateway", "Gateway → Kafka: JSON and OTLP ingest", runGateway},
 		{"consumer", "Kafka → ClickHouse: the consumer stage", runConsumer},
 		{"cardinality", "Cardinality: the consumer at 1k, 100k and 1M active series", runCardinality},
 		{"e2e", "End to end: load generator → Kafka → consumer → ClickHouse, rollups on", runEndToEnd},

@@ -109,6 +109,16 @@ func metrics(t *testing.T, base, now time.Time) (ms, old []schemas.Metric) {
 		if i%30 == 0 {
 			metric(i, "graph_execution_count", 1, schemas.Counter, "count", map[string]any{"graph_id": "g1"})
 		}
+		if i%10 == 0 { // OTLP histogram points: explicit buckets, then exponential ones on both sides of zero
+			metric(i, "http.server.duration", 0.75, schemas.Histogram, "s", node)
+			h := &schemas.Distribution{Count: 3, Min: 0.05, Max: 0.5, Bounds: []float64{0.1, 0.25}, Counts: []uint64{1, 1, 1}}
+			if i%20 == 0 {
+				ms[len(ms)-1].Value = -2.5
+				h = &schemas.Distribution{Count: 4, Min: -3, Max: 1.5, Exponential: &schemas.ExponentialBuckets{Scale: 1, ZeroCount: 1,
+					ZeroThreshold: 1e-9, PositiveOffset: 0, PositiveCounts: []uint64{1}, NegativeOffset: 2, NegativeCounts: []uint64{1, 1}}}
+			}
+			ms[len(ms)-1].Histogram = h
+		}
 	}
 	for i := range 3 {
 		old = append(old, schemas.Metric{MetricID: fmt.Sprintf("old-m-%d", i), Name: "old_gauge", Value: float64(i), Unit: "count",

@@ -38,6 +38,10 @@ func TestSQLBlocksRun(t *testing.T) {
 			m.MetricID, m.Timestamp, m.Attributes = fmt.Sprint(m.Name, i), ts, map[string]any{"node_id": node}
 			ms = append(ms, m)
 		}
+		// An OTLP histogram point (the gateway makes one of each export).
+		ms = append(ms, schemas.Metric{MetricID: fmt.Sprint("h", i), Name: "http.server.duration", Value: 0.75, Unit: "s",
+			AggregationType: schemas.Histogram, Timestamp: ts, Attributes: map[string]any{"node_id": node},
+			Histogram: &schemas.Distribution{Count: 3, Min: 0.05, Max: 0.5, Bounds: []float64{0.1, 0.25}, Counts: []uint64{1, 1, 1}}})
 	}
 	ctx := context.Background()
 	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {

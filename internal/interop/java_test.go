@@ -73,6 +73,13 @@ func TestJavaConsumerReadsOurTopics(t *testing.T) {
 		AggregationType: "counter", Timestamp: ts, Attributes: map[string]any{"model": "m"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A histogram (as the gateway makes of an OTLP histogram data point) is written with the
+	// current metric schema; the plain metric above with metric.v1.avsc.
+	if err := p.RecordMetric(ctx, producer.Metric{MetricID: "me-2", Name: "latency", Value: 17.5, Unit: "ms",
+		AggregationType: "histogram", Timestamp: ts, Histogram: &schemas.Distribution{Count: 3, Min: 0.5, Max: 12,
+			Bounds: []float64{1, 10}, Counts: []uint64{1, 1, 1}}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +100,8 @@ func TestJavaConsumerReadsOurTopics(t *testing.T) {
 	}
 
 	avsc := func(name string) string { return filepath.Join(root, "schemas/avro", name) }
-	java := exec.CommandContext(ctx, "java", "-cp", strings.TrimSpace(string(cp)), "ReadTopics", brokers[0], "3",
-		topics[0]+"="+avsc("event.avsc"), topics[1]+"="+avsc("metric.avsc"), topics[2]+"="+avsc("rollup.avsc"))
+	java := exec.CommandContext(ctx, "java", "-cp", strings.TrimSpace(string(cp)), "ReadTopics", brokers[0], "4",
+		topics[0]+"="+avsc("event.avsc"), topics[1]+"="+avsc("metric.avsc")+","+avsc("metric.v1.avsc"), topics[2]+"="+avsc("rollup.avsc"))
 	stderr.Reset()
 	java.Stderr = &stderr
 	out, err := java.Output()
@@ -102,6 +109,7 @@ func TestJavaConsumerReadsOurTopics(t *testing.T) {
 		t.Fatalf("java consumer: %v\n%s\nstdout: %s", err, stderr.String(), out)
 	}
 	got := map[string]map[string]any{}
+	var hist map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -111,6 +119,10 @@ func TestJavaConsumerReadsOurTopics(t *testing.T) {
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("java printed %q: %v", sc.Text(), err)
+		}
+		if line.Record["name"] == "latency" {
+			hist = line.Record
+			continue
 		}
 		got[line.Topic] = line.Record
 	}
@@ -124,8 +136,13 @@ func TestJavaConsumerReadsOurTopics(t *testing.T) {
 		ev["timestamp"] != float64(ts.UnixMicro()) || ev["host"] != "h1" || !jsonEqual(unwrap(ev["attributes"]), wantAttrs) {
 		t.Fatalf("java decoded the event as %v", ev)
 	}
-	if me["name"] != "llm_api_cost" || me["value"] != 0.0042 || me["aggregation_type"] != "counter" || !jsonEqual(unwrap(me["attributes"]), map[string]any{"model": "m"}) {
+	if me["name"] != "llm_api_cost" || me["value"] != 0.0042 || me["aggregation_type"] != "counter" || me["histogram"] != nil ||
+		!jsonEqual(unwrap(me["attributes"]), map[string]any{"model": "m"}) {
 		t.Fatalf("java decoded the metric as %v", me)
+	}
+	want := map[string]any{"count": 3.0, "min": 0.5, "max": 12.0, "bounds": []any{1.0, 10.0}, "counts": []any{1.0, 1.0, 1.0}, "exponential": nil}
+	if hist == nil || hist["value"] != 17.5 || hist["aggregation_type"] != "histogram" || !jsonEqual(hist["histogram"], want) {
+		t.Fatalf("java decoded the histogram as %v", hist)
 	}
 	sk, _ := ro["sketch"].(map[string]any)
 	if ro["count"] != 3.0 || ro["tier_seconds"] != 60.0 || ro["final"] != true || sk == nil || !jsonEqual(sk["positive_keys"], []any{-230.0, -120.0, -60.0}) {

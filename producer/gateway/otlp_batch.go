@@ -53,7 +53,7 @@ func (b *otlpBatch) reject(item int, format string, args ...any) {
 // full reports errTooMany once the records reach maxRecords.
 func (b *otlpBatch) full() error {
 	if b.req.size() > b.maxRecords {
-		return fmt.Errorf("%w: more than %d records in one request (a histogram data point makes 4 plus one per bucket)", errTooMany, b.maxRecords)
+		return fmt.Errorf("%w: more than %d records in one request (a summary data point makes 2 plus one per quantile)", errTooMany, b.maxRecords)
 	}
 	return nil
 }
@@ -65,7 +65,11 @@ func (b *otlpBatch) addEvent(item int, e schemas.Event) {
 }
 
 func (b *otlpBatch) addMetric(item int, m schemas.Metric) {
-	m.MetricID = b.id("m", m.Name, m.Unit, string(m.AggregationType), "", "", m.Timestamp, m.Value, m.Attributes, m.Source)
+	var hist string
+	if m.Histogram != nil {
+		hist = histogramDigest(m.Histogram)
+	}
+	m.MetricID = b.id("m", m.Name, m.Unit, string(m.AggregationType), hist, "", m.Timestamp, m.Value, m.Attributes, m.Source)
 	b.req.metrics = append(b.req.metrics, m)
 	b.req.metricAt = append(b.req.metricAt, item)
 }

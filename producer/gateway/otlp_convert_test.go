@@ -96,9 +96,8 @@ func TestCumulativeToIncreases(t *testing.T) {
 	f("a stream started before the eviction: baseline", other("/d", ts(450), ts(460), 8), true, nil)
 }
 
-// Histograms become .count/.sum/.min/.max counters and gauges and one .bucket counter per
-// non-empty bucket (le its upper bound); summaries .count/.sum and a gauge per quantile; an
-// exponential histogram its count, sum, min and max.
+// A histogram or exponential histogram becomes one histogram point (its sum the value, its count,
+// min, max and buckets the Histogram); a summary .count/.sum and a gauge per quantile.
 func TestHistogramAndSummaryPoints(t *testing.T) {
 	md := pmetric.NewMetrics()
 	ms := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics()
@@ -124,6 +123,9 @@ func TestHistogramAndSummaryPoints(t *testing.T) {
 	edp.SetCount(3)
 	edp.SetSum(12)
 	edp.SetMax(8)
+	edp.SetZeroCount(1)
+	edp.Positive().SetOffset(2)
+	edp.Positive().BucketCounts().FromRaw([]uint64{2}) // (4, 8] at scale 0
 	s := ms.AppendEmpty()
 	s.SetName("rpc")
 	sdp := s.SetEmptySummary().DataPoints().AppendEmpty()
@@ -143,23 +145,21 @@ func TestHistogramAndSummaryPoints(t *testing.T) {
 		v    float64
 		unit string
 		ex   any
+		h    *schemas.Distribution
 	}
 	var got []row
 	for _, m := range send(t, c, md, true) {
-		got = append(got, row{m.Name, m.AggregationType, m.Value, m.Unit, m.Attributes[attrLE]})
-		if qv, ok := m.Attributes[attrQuantile]; ok {
-			got[len(got)-1].ex = qv
-		}
+		got = append(got, row{m.Name, m.AggregationType, m.Value, m.Unit, m.Attributes[attrQuantile], m.Histogram})
 	}
 	want := []row{
-		{"latency.min", schemas.Gauge, 1, "ms", nil}, {"latency.max", schemas.Gauge, 20, "ms", nil},
-		{"latency.count", schemas.Counter, 4, "count", nil}, {"latency.sum", schemas.Counter, 31, "ms", nil},
-		{"latency.bucket", schemas.Counter, 2, "count", "5"}, {"latency.bucket", schemas.Counter, 2, "count", "+Inf"},
-		{"size.max", schemas.Gauge, 8, "", nil}, {"size.count", schemas.Counter, 3, "count", nil}, {"size.sum", schemas.Counter, 12, "", nil},
-		{"rpc", schemas.Gauge, 9.5, "", 0.99}, {"rpc.count", schemas.Counter, 10, "count", nil}, {"rpc.sum", schemas.Counter, 55, "", nil},
+		{"latency", schemas.Histogram, 31, "ms", nil, &schemas.Distribution{Count: 4, Min: 1, Max: 20, Bounds: []float64{5, 10}, Counts: []uint64{2, 0, 2}}},
+		// No min sent: the lowest bucket's lower edge (the zero bucket, threshold 0) bounds it.
+		{"size", schemas.Histogram, 12, "", nil, &schemas.Distribution{Count: 3, Min: 0, Max: 8,
+			Exponential: &schemas.ExponentialBuckets{ZeroCount: 1, PositiveOffset: 2, PositiveCounts: []uint64{2}}}},
+		{"rpc", schemas.Gauge, 9.5, "", 0.99, nil}, {"rpc.count", schemas.Counter, 10, "count", nil, nil}, {"rpc.sum", schemas.Counter, 55, "", nil, nil},
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("points\n%v\nwant\n%v", got, want)
+		t.Fatalf("points\n%+v\nwant\n%+v", got, want)
 	}
 }
 

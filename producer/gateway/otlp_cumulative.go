@@ -45,12 +45,25 @@ type cumulative struct {
 
 // stream is a cumulative stream's last point: its start, its time, a fingerprint of its layout
 // (histogram bounds) and its values (a sum: the value; a histogram: count, sum, then each bucket's
-// count; a summary: count, sum).
+// count; an exponential histogram: count, sum, zero count, then its positive and negative buckets'
+// counts, in exp's layout; a summary: count, sum). A histogram's min and max (NaN when not sent)
+// say whether the increase's extremes are exact.
 type stream struct {
 	key         [16]byte
 	start, last uint64
 	layout      uint64
 	vals        []float64
+	min, max    float64
+	exp         *expLayout
+}
+
+// increase is what a cumulative point adds to its stream: the increases of its values, in the
+// layout exp (exponential histograms; nil otherwise), measured from the point from (nil: the whole
+// value is the increase).
+type increase struct {
+	vals []float64
+	exp  *expLayout
+	from *stream
 }
 
 func newCumulative(max int) *cumulative {
@@ -112,29 +125,38 @@ func (c *cumulative) commit(updates []*stream) {
 	}
 }
 
-// delta returns the increases of point next over prev (nil: the stream's first point), and
+// delta returns the increase of point next over prev (nil: the stream's first point), and
 // whether next is to be stored: false for a baseline or a point not newer than prev.
-func (c *cumulative) delta(prev, next *stream) ([]float64, bool) {
+func (c *cumulative) delta(prev, next *stream) (increase, bool) {
+	whole := increase{vals: next.vals, exp: next.exp}
 	if prev == nil {
 		c.mu.Lock()
 		horizon := c.horizon
 		c.mu.Unlock()
 		if next.start != 0 && int64(next.start) >= horizon {
-			return next.vals, true
+			return whole, true
 		}
 		c.baselines.Inc()
-		return nil, false
+		return increase{}, false
 	}
 	if next.last <= prev.last {
-		return nil, false
+		return increase{}, false
 	}
-	if next.start != prev.start || next.layout != prev.layout || len(next.vals) != len(prev.vals) || next.vals[0] < prev.vals[0] {
+	pv, nv, exp, aligned := prev.vals, next.vals, next.exp, true
+	if prev.exp != nil && next.exp != nil {
+		pv, nv, exp, aligned = alignExp(prev, next) // onto the coarser scale and the union of their ranges
+	}
+	if !aligned || next.start != prev.start || next.layout != prev.layout || len(nv) != len(pv) || nv[0] < pv[0] {
 		c.resets.Inc()
-		return next.vals, true
+		return whole, true
 	}
-	d := make([]float64, len(next.vals))
-	for i, v := range next.vals {
-		d[i] = v - prev.vals[i]
+	d := make([]float64, len(nv))
+	for i, v := range nv {
+		d[i] = v - pv[i]
+		if i >= 2 && d[i] < 0 { // a bucket's count went down: the sender restarted
+			c.resets.Inc()
+			return whole, true
+		}
 	}
-	return d, true
+	return increase{vals: d, exp: exp, from: prev}, true
 }

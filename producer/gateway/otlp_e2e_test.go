@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/tributary/tributary/producer"
 	"github.com/tributary/tributary/producer/gateway"
 	"github.com/tributary/tributary/query"
+	"github.com/tributary/tributary/rollups"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -174,12 +176,25 @@ func sdkResource(transport string) *resource.Resource {
 
 // recorded is what the test tells the SDK's instruments, and so what must be stored.
 var (
-	counterAdds  = [][]int64{{3, 4}, {5}}
-	gaugeValues  = [][]float64{{21.5}, {23.25}}
-	histValues   = [][]float64{{0.3, 1.7, 4.2, 12, 0.05}, {7.5, 250}}
-	upDownAdds   = [][]int64{{10, -3}, {5}}
-	histBoundsLE = []string{"0", "5", "10", "25", "50", "75", "100", "250", "500", "750", "1000", "2500", "5000", "7500", "10000", "+Inf"}
+	counterAdds = [][]int64{{3, 4}, {5}}
+	gaugeValues = [][]float64{{21.5}, {23.25}}
+	histValues  = [][]float64{{0.3, 1.7, 4.2, 12, 0.05}, {7.5, 250}}
+	sizeValues  = [][]float64{{120, 3.5, 800, 64, 1.25, 33, 2048}, {4096, 0.3, 17}} // an exponential histogram
+	upDownAdds  = [][]int64{{10, -3}, {5}}
+	histBounds  = []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000} // the SDKs' default
 )
+
+// recording is what a test told an SDK's instruments in each export round, and the service its
+// resource names: what must be stored.
+type recording struct {
+	service               string // the resource's service.name is service + "-" + transport
+	counter, updown       [][]int64
+	gauge, latency, size  [][]float64
+	lastGauge, lastUpDown float64
+}
+
+var goRecording = recording{service: "svc", counter: counterAdds, updown: upDownAdds, gauge: gaugeValues, latency: histValues, size: sizeValues,
+	lastGauge: 23.25, lastUpDown: 12}
 
 // sdkMetrics records through the Go SDK's instruments in two collections, exported by transport
 // with the given temporality for counters and histograms.
@@ -187,7 +202,7 @@ func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metric
 	ctx := context.Background()
 	headers := map[string]string{"Authorization": "Bearer " + token}
 	sel := func(k sdkmetric.InstrumentKind) metricdata.Temporality {
-		if k == sdkmetric.InstrumentKindCounter || k == sdkmetric.InstrumentKindHistogram {
+		if k == sdkmetric.InstrumentKindCounter || k == sdkmetric.InstrumentKindHistogram { // both histograms
 			return temporality
 		}
 		return metricdata.CumulativeTemporality
@@ -205,11 +220,14 @@ func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metric
 		t.Fatal(err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(sdkResource(transport)),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "size"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})))
 	meter := mp.Meter("otlp-e2e")
 	counter, _ := meter.Int64Counter("requests", otelmetric.WithUnit("1"))
 	gauge, _ := meter.Float64Gauge("temperature")
 	hist, _ := meter.Float64Histogram("latency")
+	size, _ := meter.Float64Histogram("size", otelmetric.WithUnit("By"))
 	upDown, _ := meter.Int64UpDownCounter("queue_depth")
 	for round := range 2 {
 		for _, v := range counterAdds[round] {
@@ -220,6 +238,9 @@ func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metric
 		}
 		for _, v := range histValues[round] {
 			hist.Record(ctx, v)
+		}
+		for _, v := range sizeValues[round] {
+			size.Record(ctx, v)
 		}
 		for _, v := range upDownAdds[round] {
 			upDown.Add(ctx, v)
@@ -250,7 +271,7 @@ func TestOTLPWithTheOpenTelemetrySDK(t *testing.T) {
 	s.settle(t)
 	for _, c := range cases {
 		t.Run(c.transport+"/logs", func(t *testing.T) { checkLogs(t, s, c.transport, at) })
-		t.Run(c.transport+"/metrics", func(t *testing.T) { checkMetrics(t, s, c.transport) })
+		t.Run(c.transport+"/metrics", func(t *testing.T) { checkMetrics(t, s, goRecording, c.transport) })
 	}
 }
 
@@ -316,12 +337,44 @@ type metricRow struct {
 	name, agg, attrs string
 	value            float64
 	ts               uint64
+	count            uint64
+	min, max         float64
+	bounds           []float64
+	counts           []uint64
+	scale            int32
+	posOff           int32
+	pos              []uint64
 }
 
-func checkMetrics(t *testing.T, s *otlpStack, transport string) {
+// histWant is what the SDK was told to record into a histogram: its values' count, sum, extremes.
+type histWant struct {
+	count    uint64
+	sum      float64
+	min, max float64
+}
+
+func wantOf(rounds [][]float64) histWant {
+	w := histWant{min: math.Inf(1), max: math.Inf(-1)}
+	for _, round := range rounds {
+		for _, v := range round {
+			w.count++
+			w.sum += v
+			w.min, w.max = math.Min(w.min, v), math.Max(w.max, v)
+		}
+	}
+	return w
+}
+
+// expIndex is the OTLP exponential bucket holding v > 0 at scale: (base^i, base^(i+1)].
+func expIndex(v float64, scale int32) int64 {
+	return int64(math.Ceil(math.Log2(v)*math.Ldexp(1, int(scale)))) - 1
+}
+
+func checkMetrics(t *testing.T, s *otlpStack, rec recording, transport string) {
 	rows, err := s.conn.Query(context.Background(), fmt.Sprintf(
-		`SELECT name, toString(aggregation_type), attributes, value, timestamp_us FROM %s.metrics FINAL WHERE service = ? ORDER BY name, timestamp_us`, s.db),
-		"svc-"+transport)
+		`SELECT name, toString(aggregation_type), attributes, value, timestamp_us, value_count, value_min, value_max,
+		        bucket_bounds, bucket_counts, exp_scale, exp_positive_offset, exp_positive_counts
+		 FROM %s.metrics FINAL WHERE service = ? ORDER BY name, timestamp_us`, s.db), rec.service+"-"+transport)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +382,8 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 	byName := map[string][]metricRow{}
 	for rows.Next() {
 		var r metricRow
-		if err := rows.Scan(&r.name, &r.agg, &r.attrs, &r.value, &r.ts); err != nil {
+		if err := rows.Scan(&r.name, &r.agg, &r.attrs, &r.value, &r.ts, &r.count, &r.min, &r.max, &r.bounds, &r.counts,
+			&r.scale, &r.posOff, &r.pos); err != nil {
 			t.Fatal(err)
 		}
 		byName[r.name] = append(byName[r.name], r)
@@ -344,21 +398,8 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 		}
 		return total
 	}
-	var wantCount, wantSum float64
-	lo, hi := math.Inf(1), math.Inf(-1)
-	perBucket := map[string]float64{}
-	bounds := []float64{0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000}
-	for _, round := range histValues {
-		for _, v := range round {
-			wantCount++
-			wantSum += v
-			lo, hi = math.Min(lo, v), math.Max(hi, v)
-			i := sort.SearchFloat64s(bounds, v) // the first bound >= v: buckets are (prev, le]
-			perBucket[histBoundsLE[i]]++
-		}
-	}
 	var wantCounter int64
-	for _, round := range counterAdds {
+	for _, round := range rec.counter {
 		for _, v := range round {
 			wantCounter += v
 		}
@@ -366,36 +407,57 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 	if got := sum("requests", "counter"); got != float64(wantCounter) {
 		t.Errorf("requests: stored increases add up to %v, the SDK was told %d", got, wantCounter)
 	}
-	if got := sum("latency.count", "counter"); got != wantCount {
-		t.Errorf("latency.count: %v, want %v", got, wantCount)
-	}
-	if got := sum("latency.sum", "counter"); math.Abs(got-wantSum) > 1e-9 {
-		t.Errorf("latency.sum: %v, want %v", got, wantSum)
-	}
-	gotBuckets := map[string]float64{}
-	for _, r := range byName["latency.bucket"] {
-		attrs, err := schemas.ParseAttributesJSON([]byte(r.attrs))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gotBuckets[attrs["le"].(string)] += r.value
-	}
-	if !reflect.DeepEqual(gotBuckets, perBucket) {
-		t.Errorf("latency buckets %v, want %v", gotBuckets, perBucket)
-	}
-	minMax := func(name string, pick func(a, b float64) float64, start float64) float64 {
-		v := start
+
+	// Each histogram: one row per export holding its values' count, sum, min and max.
+	hists := map[string]histWant{"latency": wantOf(rec.latency), "size": wantOf(rec.size)}
+	for name, w := range hists {
+		got := histWant{min: math.Inf(1), max: math.Inf(-1)}
 		for _, r := range byName[name] {
-			v = pick(v, r.value)
+			got.count += r.count
+			got.min, got.max = math.Min(got.min, r.min), math.Max(got.max, r.max)
 		}
-		return v
+		got.sum = sum(name, "histogram")
+		if len(byName[name]) != 2 || got.count != w.count || math.Abs(got.sum-w.sum) > 1e-9*w.sum || got.min != w.min || got.max != w.max {
+			t.Errorf("%s: %d rows holding %+v, the SDK was told %+v in 2 exports", name, len(byName[name]), got, w)
+		}
 	}
-	if got := minMax("latency.min", math.Min, math.Inf(1)); got != lo {
-		t.Errorf("latency.min: %v, want %v", got, lo)
+	// The explicit buckets: the SDK's default bounds, each bucket's count added up over the rows.
+	wantBuckets := make([]uint64, len(histBounds)+1)
+	for _, round := range rec.latency {
+		for _, v := range round {
+			wantBuckets[sort.SearchFloat64s(histBounds, v)]++ // the first bound >= v: buckets are (prev, bound]
+		}
 	}
-	if got := minMax("latency.max", math.Max, math.Inf(-1)); got != hi {
-		t.Errorf("latency.max: %v, want %v", got, hi)
+	gotBuckets := make([]uint64, len(histBounds)+1)
+	for _, r := range byName["latency"] {
+		if !reflect.DeepEqual(r.bounds, histBounds) || len(r.counts) != len(gotBuckets) {
+			t.Fatalf("latency row bounds %v counts %v", r.bounds, r.counts)
+		}
+		for i, c := range r.counts {
+			gotBuckets[i] += c
+		}
 	}
+	if !reflect.DeepEqual(gotBuckets, wantBuckets) {
+		t.Errorf("latency buckets %v, want %v", gotBuckets, wantBuckets)
+	}
+	// The exponential buckets: each export's row holds that export's values (cumulative: the
+	// increase), each in its bucket at the row's scale.
+	for i, r := range byName["size"] {
+		want := map[int64]uint64{}
+		for _, v := range rec.size[min(i, len(rec.size)-1)] {
+			want[expIndex(v, r.scale)]++
+		}
+		got := map[int64]uint64{}
+		for j, c := range r.pos {
+			if c > 0 {
+				got[int64(r.posOff)+int64(j)] = c
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("size row %d (scale %d): buckets %v, want %v", i, r.scale, got, want)
+		}
+	}
+
 	last := func(name string) float64 {
 		rs := byName[name]
 		if len(rs) == 0 {
@@ -403,26 +465,26 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 		}
 		return rs[len(rs)-1].value
 	}
-	if got := last("temperature"); got != 23.25 {
-		t.Errorf("temperature: last %v, want 23.25", got)
+	if got := last("temperature"); got != rec.lastGauge {
+		t.Errorf("temperature: last %v, want %v", got, rec.lastGauge)
 	}
 	for _, r := range byName["temperature"] {
-		if r.agg != "gauge" || (r.value != 21.5 && r.value != 23.25) {
-			t.Errorf("temperature row %+v", r)
+		if r.agg != "gauge" || !slices.Contains(slices.Concat(rec.gauge...), r.value) {
+			t.Errorf("temperature row %+v: not a value the SDK was told (%v)", r, rec.gauge)
 		}
 	}
-	if got := last("queue_depth"); got != 12 || byName["queue_depth"][0].agg != "gauge" {
-		t.Errorf("queue_depth: last %v (%s), want 12 as a gauge", got, byName["queue_depth"][0].agg)
+	if got := last("queue_depth"); got != rec.lastUpDown || byName["queue_depth"][0].agg != "gauge" {
+		t.Errorf("queue_depth: last %v (%s), want %v as a gauge", got, byName["queue_depth"][0].agg, rec.lastUpDown)
 	}
 
 	// The rollups (1-minute tier) hold the same increases, counts, sums, minimum and maximum.
-	want := map[string][4]float64{
-		"requests":      {math.NaN(), float64(wantCounter), math.NaN(), math.NaN()},
-		"latency.count": {math.NaN(), wantCount, math.NaN(), math.NaN()},
-		"latency.sum":   {math.NaN(), wantSum, math.NaN(), math.NaN()},
-		"latency.min":   {math.NaN(), math.NaN(), lo, math.NaN()},
-		"latency.max":   {math.NaN(), math.NaN(), math.NaN(), hi},
-		"temperature":   {23.25, math.NaN(), math.NaN(), math.NaN()},
+	nan := math.NaN()
+	want := map[string][5]float64{
+		"requests":    {nan, float64(wantCounter), nan, nan, nan},
+		"temperature": {rec.lastGauge, nan, nan, nan, nan},
+	}
+	for name, w := range hists {
+		want[name] = [5]float64{nan, w.sum, w.min, w.max, float64(w.count)}
 	}
 	testenv.EventuallyNil(t, "the rollups to hold the increases, counts, sums, minimum and maximum", 30*time.Second, func() error {
 		got := s.rollups(t, transport)
@@ -431,30 +493,92 @@ func checkMetrics(t *testing.T, s *otlpStack, transport string) {
 			switch {
 			case !ok:
 				return fmt.Errorf("%s missing", name)
-			case !math.IsNaN(w[0]) && g[0] != w[0], !math.IsNaN(w[1]) && math.Abs(g[1]-w[1]) > 1e-9,
-				!math.IsNaN(w[2]) && g[2] != w[2], !math.IsNaN(w[3]) && g[3] != w[3]:
-				return fmt.Errorf("%s: rollups last/sum/min/max %v, want %v", name, g, w)
+			case !math.IsNaN(w[0]) && g[0] != w[0], !math.IsNaN(w[1]) && math.Abs(g[1]-w[1]) > 1e-9*math.Abs(w[1]),
+				!math.IsNaN(w[2]) && g[2] != w[2], !math.IsNaN(w[3]) && g[3] != w[3], !math.IsNaN(w[4]) && g[4] != w[4]:
+				return fmt.Errorf("%s: rollups last/sum/min/max/count %v, want %v", name, g, w)
 			}
 		}
 		return nil
 	})
+	checkPercentiles(t, s, rec, transport, byName["size"])
+}
+
+// checkPercentiles asks the query service for the exponential histogram's percentiles per minute
+// (from the rollups' sketches) and compares them with the exact ones of the values the SDK was
+// told to record in that minute, within the bound docs/otlp.md states for the rows' scale.
+func checkPercentiles(t *testing.T, s *otlpStack, rec recording, transport string, rows []metricRow) {
+	values, scales := map[int64][]float64{}, map[int64]int32{}
+	for i, r := range rows {
+		m := int64(r.ts) / 60_000_000 * 60
+		values[m] = append(values[m], rec.size[min(i, len(rec.size)-1)]...)
+		if sc, ok := scales[m]; !ok || r.scale < sc {
+			scales[m] = r.scale
+		}
+	}
+	first, lastMinute := int64(math.MaxInt64), int64(0)
+	for m := range values {
+		first, lastMinute = min(first, m), max(lastMinute, m)
+	}
+	qc := query.NewClient(s.stack.QueryURL, nil)
+	q := query.AggregateQuery{Name: "size", Bucket: time.Minute, Start: time.Unix(first, 0), End: time.Unix(lastMinute+60, 0),
+		Aggregates: []string{"count", "p50", "p90", "p99"}, Attributes: map[string]string{"transport": transport}, Source: "rollups"}
+	ctx := context.Background()
+	qs := map[string]float64{"p50": 0.5, "p90": 0.9, "p99": 0.99}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, err := qc.Aggregate(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var points []query.Point
+		if len(a.Series) == 1 {
+			points = a.Series[0].Points
+		}
+		complete := len(points) == len(values)
+		for _, p := range points {
+			vals := append([]float64(nil), values[p.Time.Unix()]...)
+			complete = complete && p.Values["count"] == float64(len(vals))
+		}
+		if !complete {
+			if time.Now().After(deadline) {
+				t.Fatalf("size percentiles: the query service answered %+v, want %d minutes holding %v", a.Series, len(values), values)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for _, p := range points {
+			vals := append([]float64(nil), values[p.Time.Unix()]...)
+			sort.Float64s(vals)
+			b := math.Exp2(math.Ldexp(1, -int(scales[p.Time.Unix()])))
+			eps := (b - 1) / (b + 1)
+			bound := eps + rollups.RelativeAccuracy + eps*rollups.RelativeAccuracy
+			for name, q := range qs {
+				exact := vals[min(int(q*float64(len(vals))), len(vals)-1)]
+				if got := p.Values[name]; math.Abs(got-exact) > bound*exact {
+					t.Errorf("size %s at %v: %v, exact %v: off by %.4f, bound %.4f (scale %d)", name, p.Time, got, exact,
+						math.Abs(got-exact)/exact, bound, scales[p.Time.Unix()])
+				}
+			}
+		}
+		return
+	}
 }
 
 // rollups reads the 1-minute rollups of transport's series, merged over windows and partitions:
-// last, sum, min and max by metric name.
-func (s *otlpStack) rollups(t *testing.T, transport string) map[string][4]float64 {
+// last, sum, min, max and count by metric name.
+func (s *otlpStack) rollups(t *testing.T, transport string) map[string][5]float64 {
 	rows, err := s.conn.Query(context.Background(), fmt.Sprintf(
-		`SELECT name, argMax(last, last_ts_us), sum(sum), min(min), max(max) FROM %s.rollups FINAL
+		`SELECT name, argMax(last, last_ts_us), sum(sum), min(min), max(max), toFloat64(sum(count)) FROM %s.rollups FINAL
 		 WHERE tier = 60 AND position(attributes, ?) > 0 GROUP BY name`, s.db), `"transport":"`+transport+`"`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	out := map[string][4]float64{}
+	out := map[string][5]float64{}
 	for rows.Next() {
 		var name string
-		var v [4]float64
-		if err := rows.Scan(&name, &v[0], &v[1], &v[2], &v[3]); err != nil {
+		var v [5]float64
+		if err := rows.Scan(&name, &v[0], &v[1], &v[2], &v[3], &v[4]); err != nil {
 			t.Fatal(err)
 		}
 		out[name] = v

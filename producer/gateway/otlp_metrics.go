@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/binary"
 	"hash/fnv"
-	"math"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -11,15 +10,11 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// Names and units of the metric points a histogram or summary data point becomes.
+// Names and units of the metric points a summary data point becomes.
 const (
 	suffixCount  = ".count"
 	suffixSum    = ".sum"
-	suffixMin    = ".min"
-	suffixMax    = ".max"
-	suffixBucket = ".bucket"
 	unitCount    = "count"
-	attrLE       = "le"
 	attrQuantile = "quantile"
 )
 
@@ -137,28 +132,29 @@ func (c *metricConv) emit(p point, suffix, unit string, agg schemas.AggregationT
 		Timestamp: otlpTime(p.ts), Attributes: attrs, Source: c.o.src})
 }
 
-// increase turns a cumulative point's values into increases (cum nil: they are increases already).
-func (c *metricConv) increase(cum *cumulative, p point, layout uint64, vals []float64) ([]float64, bool) {
+// increase turns a cumulative point's values (next.vals) into increases (cum nil: they are
+// increases already).
+func (c *metricConv) increase(cum *cumulative, p point, next stream) (increase, bool) {
 	if cum == nil {
-		return vals, true
+		return increase{vals: next.vals, exp: next.exp}, true
 	}
 	b := c.b
 	if b.cum == nil {
 		cum.reqMu.Lock() // released by the request once its records are handed over
 		b.cum = cum
 	}
-	next := &stream{key: c.streamKey(p.attrs), start: uint64(p.start), last: uint64(p.ts), layout: layout, vals: vals}
+	next.key, next.start, next.last = c.streamKey(p.attrs), uint64(p.start), uint64(p.ts)
 	prev := b.pending[next.key]
 	if prev == nil {
 		prev = cum.lookup(next.key)
 	}
-	d, ok := cum.delta(prev, next)
+	d, ok := cum.delta(prev, &next)
 	if prev == nil || ok {
 		if b.pending == nil {
 			b.pending = map[[16]byte]*stream{}
 		}
-		b.pending[next.key] = next
-		b.updates = append(b.updates, next)
+		b.pending[next.key] = &next
+		b.updates = append(b.updates, &next)
 	}
 	return d, ok
 }
@@ -197,95 +193,13 @@ func (c *metricConv) numbers(dps pmetric.NumberDataPointSlice, cum *cumulative, 
 			continue
 		}
 		if cum != nil {
-			d, ok := c.increase(cum, p, 0, []float64{v})
+			d, ok := c.increase(cum, p, stream{vals: []float64{v}})
 			if !ok {
 				continue
 			}
-			v = d[0]
+			v = d.vals[0]
 		}
 		c.emit(p, "", c.m.Unit(), agg, v)
-		if err := c.b.full(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *metricConv) histograms(dps pmetric.HistogramDataPointSlice, cum *cumulative) error {
-	for i := range dps.Len() {
-		dp := dps.At(i)
-		p, ok := c.next(dp.Attributes(), dp.Timestamp(), dp.StartTimestamp(), dp.Flags())
-		if !ok {
-			continue
-		}
-		bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
-		if counts.Len() > 0 && counts.Len() != bounds.Len()+1 {
-			c.b.reject(p.item, "data point %d (histogram %q): %d bucket counts for %d bounds (want one more count than bounds)",
-				p.item, c.m.Name(), counts.Len(), bounds.Len())
-			continue
-		}
-		vals := make([]float64, 2+counts.Len())
-		vals[0], vals[1] = float64(dp.Count()), dp.Sum()
-		layout := fnv.New64a()
-		var n [8]byte
-		for j := range counts.Len() {
-			vals[2+j] = float64(counts.At(j))
-			if j < bounds.Len() {
-				binary.LittleEndian.PutUint64(n[:], math.Float64bits(bounds.At(j)))
-				layout.Write(n[:])
-			}
-		}
-		c.minMax(p, dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
-		d, ok := c.increase(cum, p, layout.Sum64(), vals)
-		if !ok {
-			continue
-		}
-		c.emit(p, suffixCount, unitCount, schemas.Counter, d[0])
-		if dp.HasSum() {
-			c.emit(p, suffixSum, c.m.Unit(), schemas.Counter, d[1])
-		}
-		for j := range counts.Len() {
-			if d[2+j] == 0 {
-				continue // an empty bucket stores nothing
-			}
-			le := "+Inf"
-			if j < bounds.Len() {
-				le = formatBound(bounds.At(j))
-			}
-			c.emit(p, suffixBucket, unitCount, schemas.Counter, d[2+j], attrLE, le)
-		}
-		if err := c.b.full(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *metricConv) minMax(p point, hasMin bool, lo float64, hasMax bool, hi float64) {
-	if hasMin {
-		c.emit(p, suffixMin, c.m.Unit(), schemas.Gauge, lo)
-	}
-	if hasMax {
-		c.emit(p, suffixMax, c.m.Unit(), schemas.Gauge, hi)
-	}
-}
-
-func (c *metricConv) expHistograms(dps pmetric.ExponentialHistogramDataPointSlice, cum *cumulative) error {
-	for i := range dps.Len() {
-		dp := dps.At(i)
-		p, ok := c.next(dp.Attributes(), dp.Timestamp(), dp.StartTimestamp(), dp.Flags())
-		if !ok {
-			continue
-		}
-		c.minMax(p, dp.HasMin(), dp.Min(), dp.HasMax(), dp.Max())
-		d, ok := c.increase(cum, p, 0, []float64{float64(dp.Count()), dp.Sum()})
-		if !ok {
-			continue
-		}
-		c.emit(p, suffixCount, unitCount, schemas.Counter, d[0])
-		if dp.HasSum() {
-			c.emit(p, suffixSum, c.m.Unit(), schemas.Counter, d[1])
-		}
 		if err := c.b.full(); err != nil {
 			return err
 		}
@@ -304,12 +218,12 @@ func (c *metricConv) summaries(dps pmetric.SummaryDataPointSlice, cum *cumulativ
 		for j := range qs.Len() {
 			c.emit(p, "", c.m.Unit(), schemas.Gauge, qs.At(j).Value(), attrQuantile, qs.At(j).Quantile())
 		}
-		d, ok := c.increase(cum, p, 0, []float64{float64(dp.Count()), dp.Sum()})
+		d, ok := c.increase(cum, p, stream{vals: []float64{float64(dp.Count()), dp.Sum()}})
 		if !ok {
 			continue
 		}
-		c.emit(p, suffixCount, unitCount, schemas.Counter, d[0])
-		c.emit(p, suffixSum, c.m.Unit(), schemas.Counter, d[1])
+		c.emit(p, suffixCount, unitCount, schemas.Counter, d.vals[0])
+		c.emit(p, suffixSum, c.m.Unit(), schemas.Counter, d.vals[1])
 		if err := c.b.full(); err != nil {
 			return err
 		}
