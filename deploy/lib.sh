@@ -84,3 +84,23 @@ start_servers() {
 	export TRIBUTARY_TEST_KAFKA_SASL_BROKERS=127.0.0.1:${KAFKA_SASL_PORT:-19094}
 	export TRIBUTARY_TEST_CLICKHOUSE_ADDR=127.0.0.1:${CLICKHOUSE_TCP_PORT:-19000}
 }
+
+# python_venv NAME REQUIREMENTS WHAT: makes (once, and again when REQUIREMENTS changes) a venv in
+# $STATE/NAME with REQUIREMENTS from PyPI, one install at a time, logging "installing WHAT from
+# PyPI"; prints the interpreter to use; dies naming the step that failed.
+python_venv() {
+	local dir=$STATE/$1 req=$2
+	mkdir -p "$STATE" && exec 9>"$STATE/$1.lock" && flock 9
+	if ! cmp -s "$dir/.complete" "$req"; then
+		command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+		rm -rf "$dir"
+		if ! python3 -m venv "$dir" >&2; then
+			apt_install python3-venv
+			rm -rf "$dir" && python3 -m venv "$dir" >&2 || die "python3 -m venv failed"
+		fi
+		log "installing $3 from PyPI"
+		"$dir/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 || die "pip could not install $req"
+		cp "$req" "$dir/.complete"
+	fi
+	echo "$dir/bin/python"
+}
