@@ -27,6 +27,7 @@ import (
 
 	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
@@ -469,22 +470,5 @@ func queryClient(t *testing.T, ch chdb.Config) *query.Client {
 
 func runWorker(t *testing.T, cfg consumer.Config) {
 	t.Helper()
-	conn := open(t, cfg.ClickHouse, true)
-	sink, err := consumer.NewClickHouseStore(conn, cfg.ClickHouse.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := consumer.New(cfg, sink, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
+	consumertest.Run(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
@@ -98,26 +99,7 @@ func runWorker(t *testing.T, cfg consumer.Config) *consumer.Worker {
 // runWorkerLogging is runWorker logging to log.
 func runWorkerLogging(t *testing.T, cfg consumer.Config, log *slog.Logger) *consumer.Worker {
 	t.Helper()
-	conn, err := chdb.Open(context.Background(), cfg.ClickHouse, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, _ := consumer.NewClickHouseStore(conn, cfg.ClickHouse.Database)
-	w, err := consumer.New(cfg, store, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-		conn.Close()
-	})
-	return w
+	return consumertest.Run(t, cfg, log)
 }
 
 func count(t testing.TB, conn driver.Conn, q string) uint64 {
