@@ -141,11 +141,7 @@ func preload(ctx context.Context, k kafka.Config, es []schemas.Event, ms []schem
 
 func workerSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric) (float64, error) {
 	n := uint64(len(es) + len(ms))
-	chcfg, conn, err := e.database(ctx)
-	if err != nil {
-		return 0, err
-	}
-	k, err := e.topics(ctx, 4)
+	chcfg, conn, k, err := e.fresh(ctx, 4)
 	if err != nil {
 		return 0, err
 	}
@@ -216,11 +212,7 @@ const chTime = "2006-01-02 15:04:05"
 
 // engineSide is the in-database anchor (see runConsumer).
 func engineSide(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metric) (float64, error) {
-	chcfg, conn, err := e.database(ctx)
-	if err != nil {
-		return 0, err
-	}
-	k, err := e.topics(ctx, 4)
+	chcfg, conn, k, err := e.fresh(ctx, 4)
 	if err != nil {
 		return 0, err
 	}

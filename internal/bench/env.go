@@ -168,6 +168,17 @@ func (e *Env) database(ctx context.Context) (chdb.Config, driver.Conn, error) {
 
 // topics creates fresh topics events, metrics, rollups and dlq with the given partitions, deleted
 // when the scenario ends.
+// fresh makes what one side of a scenario runs against: a fresh migrated database and fresh topics
+// of the given partitions.
+func (e *Env) fresh(ctx context.Context, partitions int32) (chdb.Config, driver.Conn, kafka.Config, error) {
+	ch, conn, err := e.database(ctx)
+	if err != nil {
+		return ch, nil, kafka.Config{}, err
+	}
+	k, err := e.topics(ctx, partitions)
+	return ch, conn, k, err
+}
+
 func (e *Env) topics(ctx context.Context, partitions int32) (kafka.Config, error) {
 	k := kafka.Config{Brokers: e.Brokers, ClientID: "bench", EventsTopic: unique("events"), MetricsTopic: unique("metrics"),
 		RollupsTopic: unique("rollups"), DLQTopic: unique("dlq"), TopicPartitions: partitions, TopicReplication: 1}

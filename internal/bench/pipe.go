@@ -43,11 +43,7 @@ func (p *pipe) kafkaEnv() []string {
 // newPipe starts consumers consumer processes (default settings, profiler on) over topics of the
 // given partitions, and the query service (read-only account) if withQuery.
 func newPipe(ctx context.Context, e *Env, partitions int32, consumers int, withQuery bool) (*pipe, error) {
-	ch, conn, err := e.database(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k, err := e.topics(ctx, partitions)
+	ch, conn, k, err := e.fresh(ctx, partitions)
 	if err != nil {
 		return nil, err
 	}
