@@ -431,7 +431,7 @@ func sameAnswers(t *testing.T, an, bn string, ca, sa chdb.Config, es []schemas.E
 		if len(cagg.Series) != 8 {
 			t.Errorf("%s aggregate: %d series, want 8", source, len(cagg.Series))
 		}
-		sameSeries(t, source+" aggregate", cagg.Series, sagg.Series)
+		sameSeries(t, source+" aggregate", an, bn, cagg.Series, sagg.Series)
 	}
 }
 
@@ -495,24 +495,24 @@ func workerConfig(kcfg kafka.Config, ch chdb.Config) consumer.Config {
 	}
 }
 
-// sameSeries reports where two aggregate answers differ: the same groups, buckets and aggregates,
-// with equal values (sums to 1e-12 relative: shards add their rows in another order).
-func sameSeries(t *testing.T, what string, c, s []query.Series) {
+// sameSeries reports where two aggregate answers (an's c, bn's s) differ: the same groups, buckets and aggregates,
+// with equal values (sums to 1e-12 relative: shards and partitions add their rows in another order).
+func sameSeries(t *testing.T, what, an, bn string, c, s []query.Series) {
 	t.Helper()
 	if len(c) != len(s) {
-		t.Errorf("%s: cluster has %d series, single server %d", what, len(c), len(s))
+		t.Errorf("%s: %s has %d series, %s %d", what, an, len(c), bn, len(s))
 		return
 	}
 	for i := range c {
 		if !reflect.DeepEqual(c[i].Group, s[i].Group) || len(c[i].Points) != len(s[i].Points) {
-			t.Errorf("%s: series %d: cluster %v with %d points, single server %v with %d", what, i,
-				c[i].Group, len(c[i].Points), s[i].Group, len(s[i].Points))
+			t.Errorf("%s: series %d: %s %v with %d points, %s %v with %d", what, i,
+				an, c[i].Group, len(c[i].Points), bn, s[i].Group, len(s[i].Points))
 			continue
 		}
 		for j, cp := range c[i].Points {
 			sp := s[i].Points[j]
 			if !cp.Time.Equal(sp.Time) || len(cp.Values) != len(sp.Values) {
-				t.Errorf("%s: %v point %d: cluster %v %v, single server %v %v", what, c[i].Group, j, cp.Time, cp.Values, sp.Time, sp.Values)
+				t.Errorf("%s: %v point %d: %s %v %v, %s %v %v", what, c[i].Group, j, an, cp.Time, cp.Values, bn, sp.Time, sp.Values)
 				continue
 			}
 			for agg, cv := range cp.Values {
@@ -522,7 +522,7 @@ func sameSeries(t *testing.T, what string, c, s []query.Series) {
 					tol = 1e-12 * math.Max(1, math.Abs(sv))
 				}
 				if !ok || math.Abs(cv-sv) > tol {
-					t.Errorf("%s: %v at %v: %s = %v on the cluster, %v on the single server", what, c[i].Group, cp.Time, agg, cv, sv)
+					t.Errorf("%s: %v at %v: %s = %v on %s, %v on %s", what, c[i].Group, cp.Time, agg, cv, an, sv, bn)
 				}
 			}
 		}
