@@ -32,6 +32,12 @@ func TestIsPermanent(t *testing.T) {
 	f(fmt.Errorf("load rollup windows: %w", &clickhouse.Exception{Code: 62, Message: "Max query size exceeded"}), true)
 	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 242, Message: "Table is in readonly mode"}), false)
 	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 60, Message: "Table doesn't exist"}), false)
+	// What a replicated cluster answers while ZooKeeper or a shard is down: retried, never dead-lettered.
+	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 225, Message: "Cannot use ZooKeeper"}), false)                 // NO_ZOOKEEPER
+	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 999, Message: "Connection loss"}), false)                      // KEEPER_EXCEPTION
+	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 319, Message: "Unknown status of insert"}), false)             // UNKNOWN_STATUS_OF_INSERT
+	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 279, Message: "All connection tries failed"}), false)          // ALL_CONNECTION_TRIES_FAILED
+	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 210, Message: "Connection refused (127.0.0.1:31003)"}), false) // NETWORK_ERROR
 	f(fmt.Errorf("insert: %w", &clickhouse.Exception{Code: 241, Message: "Memory limit exceeded"}), false)
 	f(Permanent(errors.New("bad row")), true)
 	f(errors.Join(errors.New("x"), Permanent(errors.New("bad row"))), true)

@@ -254,7 +254,193 @@ func records(n int) ([]schemas.Event, []schemas.Metric) {
 // and by one writing to the single server give the same answers, replays included.
 func TestClusterAnswersEqualSingleNode(t *testing.T) {
 	ctx := context.Background()
-	// Kafka cluster topics: replication factor 3, min.insync.replicas 2 (the brokers' defaults).
+	kcfg, es := loadKafka(t)
+
+	// The ClickHouse cluster, through its first server; and the single server.
+	ccfg := clusterConfig(t, clusterCH[0])
+	if _, err := chdb.MigrateConfig(ctx, open(t, ccfg, false), ccfg); err != nil {
+		t.Fatal(err)
+	}
+	scfg := testenv.ClickHouse(t)
+	for _, ch := range []chdb.Config{ccfg, scfg} {
+		runWorker(t, workerConfig(kcfg, ch))
+	}
+	cconn, sconn := open(t, ccfg, true), open(t, scfg, true)
+
+	// Every record arrives (FINAL counts the replays once); the raw counts before FINAL show the
+	// replays were stored on the shard of their first copy and collapse there.
+	count := func(conn driver.Conn, sql string) uint64 {
+		var n uint64
+		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	waitStored(t, cconn, sconn)
+	// Both shards hold rows, and per shard no event id is stored on the other one.
+	for _, addr := range []string{clusterCH[0], clusterCH[2]} {
+		c := ccfg
+		c.Addr = []string{addr}
+		if n := count(open(t, c, true), "SELECT count() FROM events_local FINAL"); n == 0 || n == 3000 {
+			t.Errorf("shard of %s holds %d of 3000 events: not sharded", addr, n)
+		}
+	}
+	if n := count(cconn, "SELECT count() FROM (SELECT event_id FROM events FINAL GROUP BY event_id HAVING count() > 1)"); n != 0 {
+		t.Errorf("%d events are on both shards (a replay went to the other shard)", n)
+	}
+
+	sameAnswers(t, "cluster", "single server", ccfg, scfg, es)
+}
+
+// waitStored waits up to 60 s until every conn's database holds the 3000 events and metrics of
+// loadKafka (FINAL: replays once) and rollups of all 24 series.
+func waitStored(t *testing.T, conns ...driver.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	count := func(conn driver.Conn, sql string) uint64 {
+		var n uint64
+		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, conn := range conns {
+		for count(conn, "SELECT count() FROM events FINAL") != 3000 || count(conn, "SELECT count() FROM metrics FINAL") != 3000 ||
+			count(conn, "SELECT count() FROM (SELECT DISTINCT series_id FROM rollups)") != 24 {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 60 s: %d events, %d metrics; want 3000 of each", count(conn, "SELECT count() FROM events FINAL"),
+					count(conn, "SELECT count() FROM metrics FINAL"))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// Four workers of one group on the cluster (topics of 4 partitions, so each can own one) store and
+// answer exactly what one worker does, replays included: rebalances as the four join are replays too.
+func TestFourConsumersEqualOne(t *testing.T) {
+	ctx := context.Background()
+	kcfg, es := loadKafka(t)
+	one, four := clusterConfig(t, clusterCH[0]), clusterConfig(t, clusterCH[2])
+	for _, c := range []chdb.Config{one, four} {
+		if _, err := chdb.MigrateConfig(ctx, open(t, c, false), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runWorker(t, workerConfig(kcfg, one))
+	w := workerConfig(kcfg, four)
+	for i := range 4 {
+		c := w
+		c.ClickHouse.Addr = []string{clusterCH[i]} // each worker through its own server
+		runWorker(t, c)
+	}
+	waitStored(t, open(t, one, true), open(t, four, true))
+	// The four did share the work: each owns partitions.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, w.Group)
+	if err != nil {
+		t.Fatalf("describe group %s: %v", w.Group, err)
+	}
+	owners := 0
+	for _, m := range groups[w.Group].Members {
+		if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+			owners++
+		}
+	}
+	if owners != 4 {
+		t.Errorf("group %s: %d members own partitions, want 4", w.Group, owners)
+	}
+	sameAnswers(t, "one worker", "four workers", one, four, es)
+}
+
+// sameAnswers checks that databases ca (called an in messages) and sa (bn), each holding the
+// records of loadKafka, give the same answers: row counts and hashes of the stored rows, events by
+// attribute, a trace, and aggregates (percentiles included) from raw rows and from rollups.
+func sameAnswers(t *testing.T, an, bn string, ca, sa chdb.Config, es []schemas.Event) {
+	t.Helper()
+	ctx := context.Background()
+	count := func(conn driver.Conn, sql string) uint64 {
+		var n uint64
+		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
+	for _, sql := range []string{
+		"SELECT count() FROM events_by_trace FINAL",
+		"SELECT count() FROM events_by_attr FINAL",
+		"SELECT sum(cityHash64(event_id, trace_id, attributes)) FROM events FINAL",
+		"SELECT sum(cityHash64(metric_id, value, attributes)) FROM metrics FINAL",
+	} {
+		if c, s := count(open(t, ca, true), sql), count(open(t, sa, true), sql); c != s {
+			t.Errorf("%s: %s %d, %s %d", sql, an, c, bn, s)
+		}
+	}
+
+	// The query service on each gives the same answers: events by attribute, a trace, aggregates
+	// from raw rows and from rollups (percentiles included).
+	cq, sq := queryClient(t, ca), queryClient(t, sa)
+	start, end := es[0].Timestamp.Add(-time.Minute), es[len(es)-1].Timestamp.Add(time.Minute)
+	same := func(what string, c, s any) {
+		t.Helper()
+		if !reflect.DeepEqual(c, s) {
+			t.Errorf("%s: %s and %s differ:\n%s: %v\n%s: %v", what, an, bn, an, c, bn, s)
+		}
+	}
+	f := query.Filter{Start: start, End: end, Attributes: map[string]string{"node_id": "node_3"}, Limit: 1000}
+	cev, cn, err := cq.QueryEvents(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sev, sn, err := sq.QueryEvents(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cev) != 500 {
+		t.Errorf("node_3 events on %s: %d, want 500", an, len(cev))
+	}
+	same("events with node_id=node_3", eventIDs(cev, cn), eventIDs(sev, sn))
+	ctr, err := cq.Trace(ctx, "trace07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	str, err := sq.Trace(ctx, "trace07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("trace07", eventIDs(ctr, 0), eventIDs(str, 0))
+	for _, source := range []string{"raw", "rollups"} {
+		q := query.AggregateQuery{Name: "metric_2", Bucket: time.Hour, Aggregates: []string{"count", "sum", "min", "max", "p50", "p99"},
+			GroupBy: []string{"host"}, Start: start.Truncate(time.Hour), End: end.Truncate(time.Hour).Add(time.Hour), Source: source}
+		cagg, err := cq.Aggregate(ctx, q)
+		if err != nil {
+			t.Fatalf("%s aggregate on %s: %v", source, an, err)
+		}
+		sagg, err := sq.Aggregate(ctx, q)
+		if err != nil {
+			t.Fatalf("%s aggregate on %s: %v", source, bn, err)
+		}
+		if cagg.Source != source || sagg.Source != source {
+			t.Errorf("%s aggregate answered from %s on %s, %s on %s", source, cagg.Source, an, sagg.Source, bn)
+		}
+		if len(cagg.Series) != 8 {
+			t.Errorf("%s aggregate: %d series, want 8", source, len(cagg.Series))
+		}
+		sameSeries(t, source+" aggregate", an, bn, cagg.Series, sagg.Series)
+	}
+}
+
+// loadKafka creates fresh topics of 4 partitions on the Kafka cluster (replication factor 3,
+// min.insync.replicas 2: the brokers' defaults) and produces records(3000) to them, the first 500
+// events and metrics twice (replays). It returns the topics' config and the events.
+func loadKafka(t *testing.T) (kafka.Config, []schemas.Event) {
+	t.Helper()
+	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -295,137 +481,38 @@ func TestClusterAnswersEqualSingleNode(t *testing.T) {
 		t.Fatalf("produce to the Kafka cluster: %v", err)
 	}
 
-	// The ClickHouse cluster, through its first server; and the single server.
-	ccfg := clusterConfig(t, clusterCH[0])
-	if _, err := chdb.MigrateConfig(ctx, open(t, ccfg, false), ccfg); err != nil {
-		t.Fatal(err)
-	}
-	scfg := testenv.ClickHouse(t)
-	for _, ch := range []chdb.Config{ccfg, scfg} {
-		runWorker(t, consumer.Config{
-			Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("g"),
-			BatchMaxRecords: 1000, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
-			FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
-			EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
-			RollupIdleTimeout: time.Second, RollupMaxWindows: 100000, RollupDedupeIDs: 100000,
-		})
-	}
-	cconn, sconn := open(t, ccfg, true), open(t, scfg, true)
+	return kcfg, es
+}
 
-	// Every record arrives (FINAL counts the replays once); the raw counts before FINAL show the
-	// replays were stored on the shard of their first copy and collapse there.
-	count := func(conn driver.Conn, sql string) uint64 {
-		var n uint64
-		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return n
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for _, conn := range []driver.Conn{cconn, sconn} {
-		for count(conn, "SELECT count() FROM events FINAL") != 3000 || count(conn, "SELECT count() FROM metrics FINAL") != 3000 ||
-			count(conn, "SELECT count() FROM (SELECT DISTINCT series_id FROM rollups)") != 24 {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 60 s: %d events, %d metrics; want 3000 of each", count(conn, "SELECT count() FROM events FINAL"),
-					count(conn, "SELECT count() FROM metrics FINAL"))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	// Both shards hold rows, and per shard no event id is stored on the other one.
-	for _, addr := range []string{clusterCH[0], clusterCH[2]} {
-		c := ccfg
-		c.Addr = []string{addr}
-		if n := count(open(t, c, true), "SELECT count() FROM events_local FINAL"); n == 0 || n == 3000 {
-			t.Errorf("shard of %s holds %d of 3000 events: not sharded", addr, n)
-		}
-	}
-	if n := count(cconn, "SELECT count() FROM (SELECT event_id FROM events FINAL GROUP BY event_id HAVING count() > 1)"); n != 0 {
-		t.Errorf("%d events are on both shards (a replay went to the other shard)", n)
-	}
-
-	for _, sql := range []string{
-		"SELECT count() FROM events_by_trace FINAL",
-		"SELECT count() FROM events_by_attr FINAL",
-		"SELECT sum(cityHash64(event_id, trace_id, attributes)) FROM events FINAL",
-		"SELECT sum(cityHash64(metric_id, value, attributes)) FROM metrics FINAL",
-	} {
-		if c, s := count(cconn, sql), count(sconn, sql); c != s {
-			t.Errorf("%s: cluster %d, single server %d", sql, c, s)
-		}
-	}
-
-	// The query service on each gives the same answers: events by attribute, a trace, aggregates
-	// from raw rows and from rollups (percentiles included).
-	cq, sq := queryClient(t, ccfg), queryClient(t, scfg)
-	start, end := es[0].Timestamp.Add(-time.Minute), es[len(es)-1].Timestamp.Add(time.Minute)
-	same := func(what string, c, s any) {
-		t.Helper()
-		if !reflect.DeepEqual(c, s) {
-			t.Errorf("%s: cluster and single server differ:\ncluster %v\nsingle  %v", what, c, s)
-		}
-	}
-	f := query.Filter{Start: start, End: end, Attributes: map[string]string{"node_id": "node_3"}, Limit: 1000}
-	cev, cn, err := cq.QueryEvents(ctx, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sev, sn, err := sq.QueryEvents(ctx, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cev) != 500 {
-		t.Errorf("node_3 events on the cluster: %d, want 500", len(cev))
-	}
-	same("events with node_id=node_3", eventIDs(cev, cn), eventIDs(sev, sn))
-	ctr, err := cq.Trace(ctx, "trace07")
-	if err != nil {
-		t.Fatal(err)
-	}
-	str, err := sq.Trace(ctx, "trace07")
-	if err != nil {
-		t.Fatal(err)
-	}
-	same("trace07", eventIDs(ctr, 0), eventIDs(str, 0))
-	for _, source := range []string{"raw", "rollups"} {
-		q := query.AggregateQuery{Name: "metric_2", Bucket: time.Hour, Aggregates: []string{"count", "sum", "min", "max", "p50", "p99"},
-			GroupBy: []string{"host"}, Start: start.Truncate(time.Hour), End: end.Truncate(time.Hour).Add(time.Hour), Source: source}
-		ca, err := cq.Aggregate(ctx, q)
-		if err != nil {
-			t.Fatalf("%s aggregate on the cluster: %v", source, err)
-		}
-		sa, err := sq.Aggregate(ctx, q)
-		if err != nil {
-			t.Fatalf("%s aggregate on the single server: %v", source, err)
-		}
-		if ca.Source != source || sa.Source != source {
-			t.Errorf("%s aggregate answered from %s on the cluster, %s on the single server", source, ca.Source, sa.Source)
-		}
-		if len(ca.Series) != 8 {
-			t.Errorf("%s aggregate: %d series, want 8", source, len(ca.Series))
-		}
-		sameSeries(t, source+" aggregate", ca.Series, sa.Series)
+// workerConfig is a worker of a fresh group reading kcfg's topics into ch, rollups on.
+func workerConfig(kcfg kafka.Config, ch chdb.Config) consumer.Config {
+	return consumer.Config{
+		Kafka: kcfg, ClickHouse: ch, Group: testenv.Unique("g"),
+		BatchMaxRecords: 1000, BatchMaxBytes: 16 << 20, BatchInterval: 100 * time.Millisecond,
+		FetchMaxBytes: 4 << 20, RetryBackoffMax: 500 * time.Millisecond, ShutdownTimeout: 30 * time.Second, WriteTimeout: time.Minute,
+		EnableRollups: true, RollupTiers: []time.Duration{time.Minute, time.Hour}, RollupLateness: 5 * time.Second,
+		RollupIdleTimeout: time.Second, RollupMaxWindows: 100000, RollupDedupeIDs: 100000,
 	}
 }
 
-// sameSeries reports where two aggregate answers differ: the same groups, buckets and aggregates,
-// with equal values (sums to 1e-12 relative: shards add their rows in another order).
-func sameSeries(t *testing.T, what string, c, s []query.Series) {
+// sameSeries reports where two aggregate answers (an's c, bn's s) differ: the same groups, buckets and aggregates,
+// with equal values (sums to 1e-12 relative: shards and partitions add their rows in another order).
+func sameSeries(t *testing.T, what, an, bn string, c, s []query.Series) {
 	t.Helper()
 	if len(c) != len(s) {
-		t.Errorf("%s: cluster has %d series, single server %d", what, len(c), len(s))
+		t.Errorf("%s: %s has %d series, %s %d", what, an, len(c), bn, len(s))
 		return
 	}
 	for i := range c {
 		if !reflect.DeepEqual(c[i].Group, s[i].Group) || len(c[i].Points) != len(s[i].Points) {
-			t.Errorf("%s: series %d: cluster %v with %d points, single server %v with %d", what, i,
-				c[i].Group, len(c[i].Points), s[i].Group, len(s[i].Points))
+			t.Errorf("%s: series %d: %s %v with %d points, %s %v with %d", what, i,
+				an, c[i].Group, len(c[i].Points), bn, s[i].Group, len(s[i].Points))
 			continue
 		}
 		for j, cp := range c[i].Points {
 			sp := s[i].Points[j]
 			if !cp.Time.Equal(sp.Time) || len(cp.Values) != len(sp.Values) {
-				t.Errorf("%s: %v point %d: cluster %v %v, single server %v %v", what, c[i].Group, j, cp.Time, cp.Values, sp.Time, sp.Values)
+				t.Errorf("%s: %v point %d: %s %v %v, %s %v %v", what, c[i].Group, j, an, cp.Time, cp.Values, bn, sp.Time, sp.Values)
 				continue
 			}
 			for agg, cv := range cp.Values {
@@ -435,7 +522,7 @@ func sameSeries(t *testing.T, what string, c, s []query.Series) {
 					tol = 1e-12 * math.Max(1, math.Abs(sv))
 				}
 				if !ok || math.Abs(cv-sv) > tol {
-					t.Errorf("%s: %v at %v: %s = %v on the cluster, %v on the single server", what, c[i].Group, cp.Time, agg, cv, sv)
+					t.Errorf("%s: %v at %v: %s = %v on %s, %v on %s", what, c[i].Group, cp.Time, agg, cv, an, sv, bn)
 				}
 			}
 		}
