@@ -33,7 +33,7 @@ type stepResult struct {
 // step runs the load generator at rate for d while sampling lag, CPU and memory.
 func (p *pipe) step(ctx context.Context, rate int, d time.Duration, hosts int, profile bool) (stepResult, error) {
 	r := stepResult{rate: rate}
-	pids := map[string]int{"ClickHouse": p.e.serverPID("clickhouse/server.pid"), "Kafka": p.e.serverPID("kafka/broker.pid")}
+	pids := p.e.serverPIDs()
 	for i, c := range p.consumers {
 		pids[fmt.Sprintf("consumer %d", i+1)] = c.cmd.Process.Pid
 	}

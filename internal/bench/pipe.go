@@ -73,8 +73,8 @@ func (p *pipe) addConsumers(ctx context.Context, n int) error {
 			return err
 		}
 		s, err := p.e.start("consumer", append(p.kafkaEnv(), "TRIBUTARY_CLICKHOUSE_ADDR="+p.e.ClickHouseAddr,
-			"TRIBUTARY_CLICKHOUSE_DATABASE="+p.ch.Database, "TRIBUTARY_CONSUMER_GROUP="+p.group,
-			"TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
+			"TRIBUTARY_CLICKHOUSE_CLUSTER="+p.e.clusterName, "TRIBUTARY_CLICKHOUSE_DATABASE="+p.ch.Database,
+			"TRIBUTARY_CONSUMER_GROUP="+p.group, "TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
 		if err != nil {
 			return err
 		}
@@ -193,6 +193,12 @@ func newCPUMeter(pids map[string]int) *cpuMeter {
 		m.start[name], _ = cpuSeconds(pid)
 	}
 	return m
+}
+
+// add measures one more process, from its own start: for a process started after the meter.
+func (m *cpuMeter) add(name string, pid int) {
+	m.pids[name] = pid
+	m.start[name] = 0
 }
 
 // cores returns each process's average cores used since the meter started.
