@@ -265,9 +265,33 @@ func TestMetricsAnswerHistograms(t *testing.T) {
 			t.Errorf("client: %s: histogram %+v, want %+v", m.MetricID, m.Histogram, want)
 		}
 	}
+	// openapi.json describes the fields the answer has.
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Properties map[string]any `json:"properties"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	getJSON(t, url+"/openapi.json", "", &doc)
+	hs := doc.Components.Schemas["Histogram"].Properties
+	for what, keys := range map[string][]string{
+		"Metric":                slices.Sorted(maps.Keys(doc.Components.Schemas["Metric"].Properties)),
+		"Histogram":             slices.Sorted(maps.Keys(hs)),
+		"Histogram.exponential": slices.Sorted(maps.Keys(hs["exponential"].Properties)),
+	} {
+		want := map[string]string{"Metric": fields, "Histogram": "bounds count counts exponential max min",
+			"Histogram.exponential": "negative_counts negative_offset positive_counts positive_offset scale zero_count zero_threshold"}[what]
+		if strings.Join(keys, " ") != want {
+			t.Errorf("openapi.json: %s has %v, want %s", what, keys, want)
+		}
+	}
+
 	// A filter on aggregation_type keeps the histograms with their buckets.
-	hs, _, err := query.NewClient(url, nil).QueryMetrics(ctx, query.Filter{Name: "latency", AggregationType: "histogram", Descending: true, Limit: 2})
-	if err != nil || len(hs) != 2 || hs[1].Histogram == nil || hs[1].Histogram.Exponential == nil || hs[1].Histogram.Exponential.Scale != -2 {
-		t.Fatalf("latency histograms, newest first: %+v, %v", hs, err)
+	latest, _, err := query.NewClient(url, nil).QueryMetrics(ctx, query.Filter{Name: "latency", AggregationType: "histogram", Descending: true, Limit: 2})
+	if err != nil || len(latest) != 2 || latest[1].Histogram == nil || latest[1].Histogram.Exponential == nil || latest[1].Histogram.Exponential.Scale != -2 {
+		t.Fatalf("latency histograms, newest first: %+v, %v", latest, err)
 	}
 }
