@@ -32,6 +32,7 @@ type pipe struct {
 	query     *service
 	queryURL  string
 	adm       *kadm.Client
+	attrScale int // the load generator's TRIBUTARY_LOADGEN_ATTR_SCALE (0: its default, 1)
 }
 
 func (p *pipe) kafkaEnv() []string {
@@ -155,7 +156,8 @@ type loadResult struct {
 
 func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*service, error) {
 	return p.e.start("loadgen", append(p.kafkaEnv(), "TRIBUTARY_LOADGEN_RATE="+strconv.Itoa(rate),
-		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen")...)
+		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen",
+		"TRIBUTARY_LOADGEN_ATTR_SCALE="+strconv.Itoa(max(p.attrScale, 1)))...)
 }
 
 // waitLoadgen waits for the load generator to end and reads what it sent from its summary line.

@@ -42,8 +42,9 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 		}
 		stored = append(stored, r)
 	}
-	s.Figures = append(s.Figures, compare(fmt.Sprintf("%s rows already stored", thousands(int64(large))), "rows/s", stored[1:2],
-		fmt.Sprintf("%s rows already stored", thousands(int64(small))), stored[0:1]))
+	sf := compare(fmt.Sprintf("%s rows already stored", thousands(int64(large))), "rows/s", stored[1:2],
+		fmt.Sprintf("%s rows already stored", thousands(int64(small))), stored[0:1])
+	s.Figures = append(s.Figures, sf.target("ratio ≥ 0.95", sf.Ratio >= 0.95))
 	s.Notes = append(s.Notes, fmt.Sprintf("Each run first lets `tributary loadgen` fill fresh topics alone, as fast as it can for %v "+
 		"(SDK, fleet mix), then starts the consumer processes (default settings, rollups on) and measures raw rows stored per "+
 		"second between 10%% and 90%% of that backlog. Rows already stored are made by ClickHouse (`INSERT ... SELECT FROM "+
