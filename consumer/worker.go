@@ -69,7 +69,11 @@ type Worker struct {
 	store Store
 	log   *slog.Logger
 	codec *schemas.Codec
-	opts  []kgo.Opt
+	// dec and series belong to the poll loop (add): decoding and series identity without the
+	// attribute map.
+	dec    *schemas.Decoder
+	series *seriesCache
+	opts   []kgo.Opt
 	// engine is nil when rollups are off. One goroutine at a time uses it: the writer goroutine Run
 	// starts, or Run's own in shutdown, once the writer is idle.
 	engine *rollups.Engine
@@ -98,7 +102,7 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, store: store, log: log, codec: codec, inst: newInstruments()}
+	w := &Worker{cfg: cfg, store: store, log: log, codec: codec, dec: codec.NewDecoder(), series: newSeriesCache(), inst: newInstruments()}
 	if cfg.EnableRollups {
 		if w.engine, err = rollups.New(cfg.RollupConfig()); err != nil {
 			return nil, err
@@ -228,10 +232,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			if failed := wait(); failed != nil {
 				return w.shutdown(cl, failed, b)
 			}
+			next := newBatchAfter(b) // before b is the writer's
 			w.storing.Lock()
 			jobs <- b
 			inflight = true
-			b = newBatch()
+			b = next
 		}
 		if b.Len() == 0 {
 			cl.AllowRebalance()
@@ -261,17 +266,18 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 	switch r.Topic {
 	case w.cfg.Kafka.EventsTopic:
 		var e schemas.Event
-		if e, err = w.codec.DecodeEvent(r.Value); err == nil {
+		if err = w.dec.DecodeEvent(r.Value, &e); err == nil {
 			if err = e.Validate(); err == nil {
-				b.addEvent(&e, now)
+				attrJSON, keys, values := w.dec.AttrColumns()
+				b.addEventRow(&e, attrJSON, keys, values, now)
 				b.eventSrc = append(b.eventSrc, r)
 			}
 		}
 	case w.cfg.Kafka.MetricsTopic:
 		var m schemas.Metric
-		if m, err = w.codec.DecodeMetric(r.Value); err == nil {
+		if err = w.dec.DecodeMetric(r.Value, &m); err == nil {
 			if err = m.Validate(); err == nil {
-				b.addMetric(&m, now, r)
+				b.addMetricRow(&m, w.series.of(&m, w.dec), now, r)
 				b.metricSrc = append(b.metricSrc, r)
 			}
 		}
