@@ -175,11 +175,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	jobs := make(chan *Batch)
 	results := make(chan flushResult, 1)
+	written := make(chan struct{}, 1) // a token each time the writer finishes a batch
 	go func() {
 		for b := range jobs {
 			err := w.flush(ctx, cl, b)
 			w.storing.Unlock() // taken by Run when it handed b over
 			results <- flushResult{b, err}
+			written <- struct{}{}
 		}
 	}()
 	defer close(jobs)
@@ -187,23 +189,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	wait := func() (failed *Batch) {
 		if inflight {
 			inflight = false
+			<-written
 			if r := <-results; r.err != nil {
 				return r.b
 			}
 		}
 		return nil
 	}
+	// writerIdle says whether a batch handed over now would be stored at once.
+	writerIdle := func() bool { return !inflight || len(results) > 0 }
 
 	b := newBatch()
-	var deadline time.Time // when the batch in hand must be stored
+	var first, deadline time.Time // when the batch in hand got its first record, and must be stored
 	for {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if b.Len() > 0 {
-			pollCtx, cancel = context.WithDeadline(ctx, deadline)
-		} else if w.engine != nil {
-			// Wake up now and then to close windows of idle partitions.
-			pollCtx, cancel = context.WithTimeout(ctx, w.cfg.RollupIdleTimeout/2)
-		}
+		pollCtx, cancel := w.pollContext(ctx, b, first, deadline, writerIdle(), written)
 		fetches := cl.PollRecords(pollCtx, w.cfg.BatchMaxRecords-b.Len())
 		cancel()
 		if fetches.IsClientClosed() {
@@ -219,16 +218,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		fetches.EachPartition(w.inst.noteLag)
 		fetches.EachRecord(func(r *kgo.Record) {
 			if b.Len() == 0 {
-				deadline = time.Now().Add(w.cfg.BatchInterval)
+				first = time.Now()
+				deadline = first.Add(w.cfg.BatchInterval)
 			}
 			w.add(b, r, now)
 		})
 		if ctx.Err() != nil {
 			return w.shutdown(cl, wait(), b)
 		}
-		due := b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !time.Now().Before(deadline)
-		idle := b.Len() == 0 && w.engine != nil // an empty batch closes windows of idle partitions
-		if (b.Len() > 0 && due) || idle {
+		if b.Len() > 0 && w.due(b, first, deadline, writerIdle()) || b.Len() == 0 && w.engine != nil {
+			// (An empty batch closes windows of idle partitions.)
 			if failed := wait(); failed != nil {
 				return w.shutdown(cl, failed, b)
 			}
@@ -242,6 +241,53 @@ func (w *Worker) Run(ctx context.Context) error {
 			cl.AllowRebalance()
 		}
 	}
+}
+
+// due says whether b, holding records since first, is to be stored now: it is full, its
+// BatchInterval is up, or it has lingered BatchLinger and the writer is idle (idle).
+func (w *Worker) due(b *Batch, first, deadline time.Time, idle bool) bool {
+	now := time.Now()
+	if b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !now.Before(deadline) {
+		return true
+	}
+	return w.cfg.BatchLinger > 0 && idle && !now.Before(first.Add(w.cfg.BatchLinger))
+}
+
+// pollContext bounds the next poll. With records in hand, it ends when the batch is due: at its
+// deadline, or when it has lingered BatchLinger and the writer is idle (if the writer is busy by
+// then, when it finishes: the written token, put back for Run to take). With no records in hand,
+// it ends only to close windows of idle partitions now and then, when rollups are on.
+func (w *Worker) pollContext(ctx context.Context, b *Batch, first, deadline time.Time, idle bool, written chan struct{}) (context.Context, context.CancelFunc) {
+	switch {
+	case b.Len() == 0 && w.engine != nil:
+		return context.WithTimeout(ctx, w.cfg.RollupIdleTimeout/2)
+	case b.Len() == 0:
+		return ctx, func() {}
+	case w.cfg.BatchLinger <= 0:
+		return context.WithDeadline(ctx, deadline)
+	}
+	linger := first.Add(w.cfg.BatchLinger)
+	if time.Now().Before(linger) || idle {
+		return context.WithDeadline(ctx, minTime(deadline, linger))
+	}
+	// Lingered, but the writer is busy: wake when it finishes.
+	pollCtx, cancel := context.WithDeadline(ctx, deadline)
+	go func() {
+		select {
+		case <-written:
+			written <- struct{}{} // for wait
+			cancel()
+		case <-pollCtx.Done():
+		}
+	}()
+	return pollCtx, cancel
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 type flushResult struct {
