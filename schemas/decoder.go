@@ -30,9 +30,10 @@ type Decoder struct {
 	pos  int
 	err  error
 
-	attrs []attrEntry
-	text  []byte // the attributes' flat values that are not strings, and their JSON values
-	json  []byte // canonical JSON object of the attributes
+	attrs  []attrEntry
+	text   []byte                   // the attributes' flat values that are not strings, and their JSON values
+	json   []byte                   // canonical JSON object of the attributes
+	levels [MaxAttributeDepth]level // scratch of nested maps, by depth (a fixed array: never moves)
 
 	// From the Codec's path: the attributes' columns as AttributeColumns gave them.
 	fallback         bool
@@ -402,8 +403,8 @@ func (d *Decoder) readTopValue(key string) {
 		a.json0 = len(d.text)
 		d.text = appendJSONString(d.text, a.flat)
 	case avArray, avMap:
-		v := d.valueOf(i, key, 1)
-		d.text = appendJSONValue(d.text, v)
+		// A list's or map's flat value is its JSON.
+		d.text = d.appendNested(d.text, i, key, 1)
 		a.flat1, a.json0 = len(d.text), a.flat0
 	}
 	a.json1 = len(d.text)
@@ -420,59 +421,98 @@ func (d *Decoder) readFiniteDouble(key string) float64 {
 	return f
 }
 
-// readValue reads an attribute value at nesting depth (a top-level value is at 1) into its
-// normalised Go form, with the limits fromWireValue enforces.
-func (d *Decoder) readValue(key string, depth int) any {
-	return d.valueOf(d.readUnionIndex(avBranches), key, depth)
+// nestedEntry is one entry of a nested map while it is read: its key, and its value's JSON in
+// the level's buffer.
+type nestedEntry struct {
+	key          string
+	json0, json1 int
 }
 
-// valueOf reads the value of union branch i at depth.
-func (d *Decoder) valueOf(i int32, key string, depth int) any {
-	if d.err != nil {
-		return nil
-	}
-	if (i == avArray || i == avMap) && depth >= MaxAttributeDepth {
+// level is the scratch space of one nesting depth, reused across records.
+type level struct {
+	buf     []byte
+	entries []nestedEntry
+}
+
+// appendNested appends the JSON of a list or map (union branch i) at depth (a top-level value is
+// at 1), with the limits fromWireValue enforces, as AppendJSONValue writes it: map keys sorted, a
+// repeated key's last value kept.
+func (d *Decoder) appendNested(dst []byte, i int32, key string, depth int) []byte {
+	if depth >= MaxAttributeDepth {
 		d.fail(fmt.Errorf("attribute %q: %w: nested deeper than %d levels", key, ErrBadAttribute, MaxAttributeDepth))
-		return nil
+		return dst
 	}
-	switch i {
-	case avBool:
-		return d.readBool()
-	case avLong:
-		return d.readLong()
-	case avDouble:
-		return d.readFiniteDouble(key)
-	case avString:
-		return d.readString()
-	case avArray:
-		list := []any{}
+	if i == avArray {
+		dst = append(dst, '[')
+		items := 0
 		for d.err == nil {
 			n := d.readBlockLen()
 			if n == 0 || d.err != nil {
 				break
 			}
-			if n > int64(MaxDecodedListLen-len(list)) {
+			if n > int64(MaxDecodedListLen-items) {
 				d.fail(fmt.Errorf("list of more than %d items", MaxDecodedListLen))
 				break
 			}
 			for ; n > 0 && d.err == nil; n-- {
-				list = append(list, d.readValue(key, depth+1))
+				if items > 0 {
+					dst = append(dst, ',')
+				}
+				items++
+				dst = d.appendValue(dst, key, depth+1)
 			}
 		}
-		return list
-	case avMap:
-		m := map[string]any{}
-		for d.err == nil {
-			n := d.readBlockLen()
-			if n == 0 || d.err != nil {
-				break
-			}
-			for ; n > 0 && d.err == nil; n-- {
-				k := d.readString()
-				m[k] = d.readValue(key, depth+1)
-			}
-		}
-		return m
+		return append(dst, ']')
 	}
-	return nil
+	lv := &d.levels[depth]
+	lv.buf, lv.entries = lv.buf[:0], lv.entries[:0]
+	for d.err == nil {
+		n := d.readBlockLen()
+		if n == 0 || d.err != nil {
+			break
+		}
+		for ; n > 0 && d.err == nil; n-- {
+			k := d.readString()
+			j0 := len(lv.buf)
+			lv.buf = d.appendValue(lv.buf, key, depth+1)
+			lv.entries = append(lv.entries, nestedEntry{key: k, json0: j0, json1: len(lv.buf)})
+		}
+	}
+	slices.SortStableFunc(lv.entries, func(a, b nestedEntry) int { return cmp.Compare(a.key, b.key) })
+	dst = append(dst, '{')
+	first := true
+	for j, e := range lv.entries {
+		if j+1 < len(lv.entries) && lv.entries[j+1].key == e.key {
+			continue // a repeated key keeps its last value
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendJSONString(dst, e.key)
+		dst = append(dst, ':')
+		dst = append(dst, lv.buf[e.json0:e.json1]...)
+	}
+	return append(dst, '}')
+}
+
+// appendValue reads a nested attribute value at depth and appends its JSON.
+func (d *Decoder) appendValue(dst []byte, key string, depth int) []byte {
+	i := d.readUnionIndex(avBranches)
+	if d.err != nil {
+		return dst
+	}
+	switch i {
+	case avNull:
+		return append(dst, "null"...)
+	case avBool:
+		return strconv.AppendBool(dst, d.readBool())
+	case avLong:
+		return strconv.AppendInt(dst, d.readLong(), 10)
+	case avDouble:
+		return appendJSONFloat(dst, d.readFiniteDouble(key))
+	case avString:
+		return appendJSONString(dst, d.readString())
+	}
+	return d.appendNested(dst, i, key, depth)
 }
