@@ -269,7 +269,8 @@ func runEndToEnd(ctx context.Context, e *Env, s *Section) error {
 		"event through the SDK every 100 ms and polls the query service (`/v1/events?type=bench_probe`) every 50 ms; freshness is "+
 		"the time from `RecordEvent` to the probe's first appearance in an answer (no probe lost). The baseline is the same "+
 		"probes' time from `RecordEvent` to a bare franz-go consumer of the events topic: the transport's share. The rest is "+
-		"the consumer's batching (`TRIBUTARY_CONSUMER_BATCH_INTERVAL`) and the insert.", ftable)
+		"the consumer's batching (a batch is stored `TRIBUTARY_CONSUMER_BATCH_LINGER`, 200 ms, after its first record when "+
+		"the writer is idle; while it is busy the batch grows) and the insert.", ftable)
 	if kb, err := procStatus(p.query.cmd.Process.Pid, "VmHWM"); err == nil {
 		s.Figures = append(s.Figures, measure("query service peak RSS (freshness polling)", "MiB", []float64{float64(kb) / 1024}))
 	}
