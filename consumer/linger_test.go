@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -18,12 +16,7 @@ import (
 // record, long before its CONSUMER_BATCH_INTERVAL: runUntil gives up after 30 s, the interval is
 // a minute.
 func TestIdleWriterStoresABatchAfterTheLinger(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	seed(t, brokers, 30, 20, nil)
 	cfg := testConfig(brokers)
 	cfg.BatchMaxRecords, cfg.BatchInterval, cfg.BatchLinger = 10_000, time.Minute, 50*time.Millisecond
@@ -71,12 +64,7 @@ func (s *firstWaitStore) writes() []int {
 // While the writer is busy, the next batch keeps gathering past the linger and is stored as one
 // batch once the writer is free: the linger does not break the batches up at high rates.
 func TestBusyWriterLetsTheNextBatchGrowPastTheLinger(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	cfg := testConfig(brokers)
 	// Every batch has lingered as soon as it has a record: only the busy writer holds it back.
 	cfg.BatchMaxRecords, cfg.BatchInterval, cfg.BatchLinger = 10_000, time.Minute, time.Nanosecond
