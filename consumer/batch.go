@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -109,6 +110,49 @@ func nonNil[T any](s []T) []T {
 
 func newBatch() *Batch { return &Batch{last: make(map[partition]*kgo.Record)} }
 
+// newBatchAfter returns an empty batch whose columns have room for as many events and metrics as
+// prev held: batches at a steady rate are alike, so the next one gathers without growing them.
+func newBatchAfter(prev *Batch) *Batch {
+	b := &Batch{last: make(map[partition]*kgo.Record, len(prev.last))}
+	if n := len(prev.Events.EventID); n > 0 {
+		b.Events.grow(n)
+		b.eventSrc = make([]*kgo.Record, 0, n)
+	}
+	if n := len(prev.Metrics.MetricID); n > 0 {
+		b.Metrics.grow(n)
+		b.metricSrc = make([]*kgo.Record, 0, n)
+		b.Points = make([]rollups.Point, 0, n)
+	}
+	return b
+}
+
+// grow gives every column room for n more rows.
+func (c *EventColumns) grow(n int) {
+	for _, s := range []*[]string{&c.Tenant, &c.EventID, &c.TraceID, &c.SpanID, &c.Type, &c.Name, &c.Attributes, &c.Service, &c.Host} {
+		*s = slices.Grow(*s, n)
+	}
+	c.Timestamp, c.IngestedAt = slices.Grow(c.Timestamp, n), slices.Grow(c.IngestedAt, n)
+	c.TimestampUS = slices.Grow(c.TimestampUS, n)
+	c.AttrKeys, c.AttrValues = slices.Grow(c.AttrKeys, n), slices.Grow(c.AttrValues, n)
+}
+
+// grow gives every column room for n more rows.
+func (c *MetricColumns) grow(n int) {
+	for _, s := range []*[]string{&c.Tenant, &c.MetricID, &c.TraceID, &c.Name, &c.Unit, &c.AggregationType, &c.Attributes, &c.Service, &c.Host} {
+		*s = slices.Grow(*s, n)
+	}
+	c.Value = slices.Grow(c.Value, n)
+	c.Timestamp, c.IngestedAt = slices.Grow(c.Timestamp, n), slices.Grow(c.IngestedAt, n)
+	c.TimestampUS = slices.Grow(c.TimestampUS, n)
+	c.AttrKeys, c.AttrValues = slices.Grow(c.AttrKeys, n), slices.Grow(c.AttrValues, n)
+	h := &c.Hist
+	h.Count, h.ExpZeroCount = slices.Grow(h.Count, n), slices.Grow(h.ExpZeroCount, n)
+	h.Min, h.Max, h.ExpZeroThreshold = slices.Grow(h.Min, n), slices.Grow(h.Max, n), slices.Grow(h.ExpZeroThreshold, n)
+	h.Bounds = slices.Grow(h.Bounds, n)
+	h.Counts, h.ExpPositive, h.ExpNegative = slices.Grow(h.Counts, n), slices.Grow(h.ExpPositive, n), slices.Grow(h.ExpNegative, n)
+	h.ExpScale, h.ExpPosOffset, h.ExpNegOffset = slices.Grow(h.ExpScale, n), slices.Grow(h.ExpPosOffset, n), slices.Grow(h.ExpNegOffset, n)
+}
+
 // NewBatch returns a batch of events and metrics ingested at now, gathered as a worker gathers the
 // records it polls, for a Store's Write without Kafka (package consumertest fills tables with it).
 // It covers no Kafka records, so Len is 0 and there is nothing to commit; its points are those of
@@ -143,8 +187,13 @@ func (b *Batch) commitList() []*kgo.Record {
 }
 
 func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
-	c := &b.Events
 	attrJSON, keys, values := schemas.AttributeColumns(e.Attributes)
+	b.addEventRow(e, attrJSON, keys, values, now)
+}
+
+// addEventRow adds e with its attributes in their stored forms (e.Attributes is not read).
+func (b *Batch) addEventRow(e *schemas.Event, attrJSON string, keys, values []string, now time.Time) {
+	c := &b.Events
 	c.Tenant = append(c.Tenant, e.Tenant)
 	c.EventID = append(c.EventID, e.EventID)
 	c.TraceID = append(c.TraceID, e.TraceID)
@@ -162,8 +211,12 @@ func (b *Batch) addEvent(e *schemas.Event, now time.Time) {
 }
 
 func (b *Batch) addMetric(m *schemas.Metric, now time.Time, r *kgo.Record) {
+	b.addMetricRow(m, rollups.SeriesOf(m), now, r)
+}
+
+// addMetricRow adds m, of series (whose attributes are m's; m.Attributes is not read).
+func (b *Batch) addMetricRow(m *schemas.Metric, series *rollups.Series, now time.Time, r *kgo.Record) {
 	c := &b.Metrics
-	series := rollups.SeriesOf(m)
 	keys, values := series.AttrKeys, series.AttrValues
 	c.Tenant = append(c.Tenant, m.Tenant)
 	c.MetricID = append(c.MetricID, m.MetricID)

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -15,6 +16,9 @@ import (
 type ClickHouseStore struct {
 	conn     driver.Conn
 	database string
+
+	replicasMu sync.Mutex
+	replicas   *[][]string // once known: per shard, a remote() table expression of each replica's rollups_local (nil: one server)
 }
 
 // NewClickHouseStore returns a store writing to database's tables through conn.

@@ -20,10 +20,14 @@ type Config struct {
 	// Group is the Kafka consumer group; workers in one group share the partitions.
 	Group string `envconfig:"CONSUMER_GROUP" default:"tributary-consumer"`
 	// A batch is written to ClickHouse when it holds BatchMaxRecords records or BatchMaxBytes bytes
-	// of encoded input, or BatchInterval after its first record, whichever comes first.
+	// of encoded input, or BatchInterval after its first record, whichever comes first; or sooner,
+	// BatchLinger after its first record, if the previous batch is stored by then (the writer is
+	// idle). At high rates the writer is busy and batches grow while it writes; at low rates
+	// records wait about BatchLinger, not BatchInterval. BatchLinger 0 turns the early write off.
 	BatchMaxRecords int           `envconfig:"CONSUMER_BATCH_MAX_RECORDS" default:"50000"`
 	BatchMaxBytes   int           `envconfig:"CONSUMER_BATCH_MAX_BYTES" default:"33554432"`
 	BatchInterval   time.Duration `envconfig:"CONSUMER_BATCH_INTERVAL" default:"1s"`
+	BatchLinger     time.Duration `envconfig:"CONSUMER_BATCH_LINGER" default:"200ms"`
 	// FetchMaxBytes bounds one fetch response from Kafka (compressed: telemetry often expands 5-10x
 	// when decompressed, so this drives memory more than the batch size does).
 	FetchMaxBytes int32 `envconfig:"CONSUMER_FETCH_MAX_BYTES" default:"4194304"`
@@ -97,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchInterval <= 0 {
 		bad("consumer batch interval %v: must be positive", c.BatchInterval)
+	}
+	if c.BatchLinger < 0 {
+		bad("consumer batch linger %v: must not be negative (0 turns it off)", c.BatchLinger)
 	}
 	if c.FetchMaxBytes < 1<<16 {
 		bad("consumer fetch max bytes %d: must be at least 65536", c.FetchMaxBytes)

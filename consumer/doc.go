@@ -1,8 +1,10 @@
 // Package consumer holds the consumer-group workers that move records from Kafka into ClickHouse.
 //
 // A Worker polls the events and metrics topics, decodes and validates each record, and gathers
-// them into a columnar Batch. A batch is stored when it reaches BatchMaxRecords records or
-// BatchMaxBytes bytes, or BatchInterval after its first record. Storing it (one attempt bounded by
+// them into a columnar Batch (the current schemas' records are decoded by a schemas.Decoder
+// straight into the columns, and a metric's series identity comes from a bounded cache). A batch
+// is stored when it reaches BatchMaxRecords records or BatchMaxBytes bytes, or BatchInterval after
+// its first record, or BatchLinger after it if the previous batch is stored by then. Storing it (one attempt bounded by
 // WriteTimeout) writes its raw rows through the Store (ClickHouseStore: the events and metrics
 // tables), rolls its metric points up (package rollups: the windows it touches are loaded from and
 // written to the rollups table), and produces its dead letters and the rollup windows that closed

@@ -14,7 +14,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tributary/tributary/rollups"
 )
@@ -158,12 +157,7 @@ func (s *chaosStore) WriteWindows(_ context.Context, ws []*rollups.Window) error
 // store refuses for their content are dead-lettered with the reason (and only they), and rollups
 // count every point once.
 func TestRandomStoreFailuresLoseNothingAndStopNothing(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	const events, metrics = 600, 400
 	seed(t, brokers, events, metrics, nil)
 
@@ -227,12 +221,7 @@ func TestRandomStoreFailuresLoseNothingAndStopNothing(t *testing.T) {
 // A batch whose rollups the store refuses for good is stored raw, left out of the rollups and
 // counted; the partition goes on.
 func TestPermanentRollupFailureSkipsTheBatchesRollups(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	seed(t, brokers, 0, 120, nil)
 	store := &refuseWindows{}
 	w, err := New(testConfig(brokers), store, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -72,10 +72,35 @@ func (s *ClickHouseStore) WriteWindows(ctx context.Context, ws []*rollups.Window
 // left out). The series ids travel as an external-data block (_series), not in the statement's
 // text, so the statement's size does not grow with the batch: a batch of a million series is one
 // statement of a few hundred bytes.
+//
+// In cluster mode it reads every replica of every shard and keeps each window's newest version
+// (see replicas.go).
 func (s *ClickHouseStore) LoadWindows(ctx context.Context, keys []rollups.Key) ([]*rollups.Window, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
+	shards, err := s.rollupReplicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load rollup windows: %w", err)
+	}
+	if shards == nil {
+		return s.loadWindowsFrom(ctx, s.database+".rollups", keys)
+	}
+	var out []*rollups.Window
+	err = eachShard(shards, func(from string) error {
+		ws, err := s.loadWindowsFrom(ctx, from, keys)
+		out = append(out, ws...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load rollup windows: %w", err)
+	}
+	return newestWindows(out), nil
+}
+
+// loadWindowsFrom is LoadWindows from one table expression (the rollups table, or one replica's
+// rollups_local through remote()).
+func (s *ClickHouseStore) loadWindowsFrom(ctx context.Context, from string, keys []rollups.Key) ([]*rollups.Window, error) {
 	want := make(map[rollups.Key]bool, len(keys))
 	series, tiers, parts := map[uint64]bool{}, map[int32]bool{}, map[int32]bool{}
 	lo, hi := keys[0].Start, keys[0].Start
@@ -95,7 +120,7 @@ func (s *ClickHouseStore) LoadWindows(ctx context.Context, keys []rollups.Key) (
 	}
 	// The tier and partition lists are bounded by the configuration and the partitions owned; the
 	// time range prunes partitions and granules.
-	sql := "SELECT " + rollupColumns + " FROM " + s.database + ".rollups FINAL WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)" +
+	sql := "SELECT " + rollupColumns + " FROM " + from + " FINAL WHERE window_start >= toDateTime(?) AND window_start <= toDateTime(?)" +
 		" AND tier IN (" + numList(tiers) + ") AND source_partition IN (" + numList(parts) + ") AND series_id IN _series"
 	ctx = clickhouse.Context(ctx, clickhouse.WithExternalTable(ids))
 	rows, err := s.conn.Query(ctx, sql, uint32(lo), uint32(hi))
@@ -144,10 +169,39 @@ func (s *ClickHouseStore) LoadWindows(ctx context.Context, keys []rollups.Key) (
 // at or after since[p] (Unix seconds; tiers without such a row are left out). One statement reads
 // two small columns of the partitions' recent rows; the engine anchors a partition with it once,
 // when the worker starts or is assigned it.
+// In cluster mode it reads every replica of every shard (see replicas.go).
 func (s *ClickHouseStore) LatestWindows(ctx context.Context, since map[int32]int64) (map[int32]map[int32]int64, error) {
 	if len(since) == 0 {
 		return nil, nil
 	}
+	shards, err := s.rollupReplicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("latest rollup windows: %w", err)
+	}
+	if shards == nil {
+		return s.latestWindowsFrom(ctx, s.database+".rollups", since)
+	}
+	out := map[int32]map[int32]int64{}
+	err = eachShard(shards, func(from string) error {
+		got, err := s.latestWindowsFrom(ctx, from, since)
+		for p, tiers := range got {
+			for tier, start := range tiers {
+				if out[p] == nil {
+					out[p] = map[int32]int64{}
+				}
+				out[p][tier] = max(out[p][tier], start)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("latest rollup windows: %w", err)
+	}
+	return out, nil
+}
+
+// latestWindowsFrom is LatestWindows from one table expression.
+func (s *ClickHouseStore) latestWindowsFrom(ctx context.Context, from string, since map[int32]int64) (map[int32]map[int32]int64, error) {
 	parts := make(map[int32]bool, len(since))
 	lo := int64(math.MaxUint32)
 	for p, t := range since {
@@ -155,7 +209,7 @@ func (s *ClickHouseStore) LatestWindows(ctx context.Context, since map[int32]int
 		lo = min(lo, t)
 	}
 	lo = max(lo, 0)
-	rows, err := s.conn.Query(ctx, "SELECT source_partition, tier, toUInt32(max(window_start)) FROM "+s.database+".rollups"+
+	rows, err := s.conn.Query(ctx, "SELECT source_partition, tier, toUInt32(max(window_start)) FROM "+from+
 		" WHERE window_start >= toDateTime(?) AND source_partition IN ("+numList(parts)+") GROUP BY source_partition, tier", uint32(lo))
 	if err != nil {
 		return nil, fmt.Errorf("latest rollup windows: %w", err)

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // hangStore's first Write hangs until its context ends, as a ClickHouse that stopped answering
@@ -35,12 +33,7 @@ func (s *hangStore) Write(ctx context.Context, b *Batch) error {
 // An attempt to store a batch that hangs is cut off at CONSUMER_WRITE_TIMEOUT and retried:
 // nothing is lost and the retry is counted.
 func TestHungWriteIsCutAtWriteTimeoutAndRetried(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	seed(t, brokers, 30, 20, nil)
 	cfg := testConfig(brokers)
 	cfg.WriteTimeout = 300 * time.Millisecond

@@ -69,7 +69,11 @@ type Worker struct {
 	store Store
 	log   *slog.Logger
 	codec *schemas.Codec
-	opts  []kgo.Opt
+	// dec and series belong to the poll loop (add): decoding and series identity without the
+	// attribute map.
+	dec    *schemas.Decoder
+	series *seriesCache
+	opts   []kgo.Opt
 	// engine is nil when rollups are off. One goroutine at a time uses it: the writer goroutine Run
 	// starts, or Run's own in shutdown, once the writer is idle.
 	engine *rollups.Engine
@@ -98,7 +102,7 @@ func New(cfg Config, store Store, log *slog.Logger, extra ...kgo.Opt) (*Worker, 
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, store: store, log: log, codec: codec, inst: newInstruments()}
+	w := &Worker{cfg: cfg, store: store, log: log, codec: codec, dec: codec.NewDecoder(), series: newSeriesCache(), inst: newInstruments()}
 	if cfg.EnableRollups {
 		if w.engine, err = rollups.New(cfg.RollupConfig()); err != nil {
 			return nil, err
@@ -171,11 +175,13 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	jobs := make(chan *Batch)
 	results := make(chan flushResult, 1)
+	written := make(chan struct{}, 1) // a token each time the writer finishes a batch
 	go func() {
 		for b := range jobs {
 			err := w.flush(ctx, cl, b)
 			w.storing.Unlock() // taken by Run when it handed b over
 			results <- flushResult{b, err}
+			written <- struct{}{}
 		}
 	}()
 	defer close(jobs)
@@ -183,23 +189,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	wait := func() (failed *Batch) {
 		if inflight {
 			inflight = false
+			<-written
 			if r := <-results; r.err != nil {
 				return r.b
 			}
 		}
 		return nil
 	}
+	// writerIdle says whether a batch handed over now would be stored at once.
+	writerIdle := func() bool { return !inflight || len(results) > 0 }
 
 	b := newBatch()
-	var deadline time.Time // when the batch in hand must be stored
+	var first, deadline time.Time // when the batch in hand got its first record, and must be stored
 	for {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		if b.Len() > 0 {
-			pollCtx, cancel = context.WithDeadline(ctx, deadline)
-		} else if w.engine != nil {
-			// Wake up now and then to close windows of idle partitions.
-			pollCtx, cancel = context.WithTimeout(ctx, w.cfg.RollupIdleTimeout/2)
-		}
+		pollCtx, cancel := w.pollContext(ctx, b, first, deadline, writerIdle(), written)
 		fetches := cl.PollRecords(pollCtx, w.cfg.BatchMaxRecords-b.Len())
 		cancel()
 		if fetches.IsClientClosed() {
@@ -215,28 +218,76 @@ func (w *Worker) Run(ctx context.Context) error {
 		fetches.EachPartition(w.inst.noteLag)
 		fetches.EachRecord(func(r *kgo.Record) {
 			if b.Len() == 0 {
-				deadline = time.Now().Add(w.cfg.BatchInterval)
+				first = time.Now()
+				deadline = first.Add(w.cfg.BatchInterval)
 			}
 			w.add(b, r, now)
 		})
 		if ctx.Err() != nil {
 			return w.shutdown(cl, wait(), b)
 		}
-		due := b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !time.Now().Before(deadline)
-		idle := b.Len() == 0 && w.engine != nil // an empty batch closes windows of idle partitions
-		if (b.Len() > 0 && due) || idle {
+		if b.Len() > 0 && w.due(b, first, deadline, writerIdle()) || b.Len() == 0 && w.engine != nil {
+			// (An empty batch closes windows of idle partitions.)
 			if failed := wait(); failed != nil {
 				return w.shutdown(cl, failed, b)
 			}
+			next := newBatchAfter(b) // before b is the writer's
 			w.storing.Lock()
 			jobs <- b
 			inflight = true
-			b = newBatch()
+			b = next
 		}
 		if b.Len() == 0 {
 			cl.AllowRebalance()
 		}
 	}
+}
+
+// due says whether b, holding records since first, is to be stored now: it is full, its
+// BatchInterval is up, or it has lingered BatchLinger and the writer is idle (idle).
+func (w *Worker) due(b *Batch, first, deadline time.Time, idle bool) bool {
+	now := time.Now()
+	if b.Len() >= w.cfg.BatchMaxRecords || b.bytes >= w.cfg.BatchMaxBytes || !now.Before(deadline) {
+		return true
+	}
+	return w.cfg.BatchLinger > 0 && idle && !now.Before(first.Add(w.cfg.BatchLinger))
+}
+
+// pollContext bounds the next poll. With records in hand, it ends when the batch is due: at its
+// deadline, or when it has lingered BatchLinger and the writer is idle (if the writer is busy by
+// then, when it finishes: the written token, put back for Run to take). With no records in hand,
+// it ends only to close windows of idle partitions now and then, when rollups are on.
+func (w *Worker) pollContext(ctx context.Context, b *Batch, first, deadline time.Time, idle bool, written chan struct{}) (context.Context, context.CancelFunc) {
+	switch {
+	case b.Len() == 0 && w.engine != nil:
+		return context.WithTimeout(ctx, w.cfg.RollupIdleTimeout/2)
+	case b.Len() == 0:
+		return ctx, func() {}
+	case w.cfg.BatchLinger <= 0:
+		return context.WithDeadline(ctx, deadline)
+	}
+	linger := first.Add(w.cfg.BatchLinger)
+	if time.Now().Before(linger) || idle {
+		return context.WithDeadline(ctx, minTime(deadline, linger))
+	}
+	// Lingered, but the writer is busy: wake when it finishes.
+	pollCtx, cancel := context.WithDeadline(ctx, deadline)
+	go func() {
+		select {
+		case <-written:
+			written <- struct{}{} // for wait
+			cancel()
+		case <-pollCtx.Done():
+		}
+	}()
+	return pollCtx, cancel
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 type flushResult struct {
@@ -261,17 +312,18 @@ func (w *Worker) add(b *Batch, r *kgo.Record, now time.Time) {
 	switch r.Topic {
 	case w.cfg.Kafka.EventsTopic:
 		var e schemas.Event
-		if e, err = w.codec.DecodeEvent(r.Value); err == nil {
+		if err = w.dec.DecodeEvent(r.Value, &e); err == nil {
 			if err = e.Validate(); err == nil {
-				b.addEvent(&e, now)
+				attrJSON, keys, values := w.dec.AttrColumns()
+				b.addEventRow(&e, attrJSON, keys, values, now)
 				b.eventSrc = append(b.eventSrc, r)
 			}
 		}
 	case w.cfg.Kafka.MetricsTopic:
 		var m schemas.Metric
-		if m, err = w.codec.DecodeMetric(r.Value); err == nil {
+		if err = w.dec.DecodeMetric(r.Value, &m); err == nil {
 			if err = m.Validate(); err == nil {
-				b.addMetric(&m, now, r)
+				b.addMetricRow(&m, w.series.of(&m, w.dec), now, r)
 				b.metricSrc = append(b.metricSrc, r)
 			}
 		}

@@ -63,6 +63,18 @@ func (s *memStore) counts() (int, int) {
 	return len(s.events), len(s.metrics)
 }
 
+// fakeBrokers starts a kfake cluster with the topics ev, me, ro and dlq (3 partitions each) for
+// the test and returns its addresses; it is closed when the test ends.
+func fakeBrokers(t *testing.T) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
 func testConfig(brokers []string) Config {
 	c := DefaultConfig()
 	c.Kafka = kafka.Config{Brokers: brokers, ClientID: "t", EventsTopic: "ev", MetricsTopic: "me", RollupsTopic: "ro", DLQTopic: "dlq",
@@ -150,12 +162,7 @@ func runUntil(t *testing.T, w *Worker, done func() bool) {
 }
 
 func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	poison := [][]byte{nil, []byte("not avro"), {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 9}, {0, 0, 0, 0, 7}, deepEvent(t, 20)}
 	seed(t, brokers, 300, 200, poison)
 
@@ -207,12 +214,7 @@ func TestWorkerWritesEverythingSkipsPoisonAndCommitsAfterWrite(t *testing.T) {
 
 // A worker stopped while the store refuses every write commits nothing: the next worker gets it all.
 func TestWorkerCommitsNothingItCouldNotWrite(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "ev", "me", "ro", "dlq"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := c.ListenAddrs()
+	brokers := fakeBrokers(t)
 	seed(t, brokers, 40, 10, nil)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := testConfig(brokers)

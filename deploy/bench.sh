@@ -2,11 +2,14 @@
 # The benchmark command (make bench): installs and starts the real Kafka broker and ClickHouse
 # server as make test does, builds tributary and tributary-bench, runs the harness
 # (tributary-bench $BENCH_FLAGS, which runs bin/tributary for each service it measures), which
-# writes BENCHMARKS.md and BENCHMARKS.json at the repository root, then stops the servers it started.
+# writes BENCHMARKS.md and BENCHMARKS.json at the repository root, then stops the servers it started
+# (the local clusters of deploy/cluster.sh too, for the cluster scenario).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 start_servers
+# the cluster scenario's cluster side (ClickHouse 2 x 2 with ZooKeeper, Kafka 3 brokers)
+start_cluster
 
 log "go build -o bin/tributary ./cmd/tributary; go build -o bin/tributary-bench ./cmd/tributary-bench"
 go build -o bin/tributary ./cmd/tributary

@@ -8,6 +8,8 @@
 #     with replication factor 3 and min.insync.replicas=2 by default.
 #
 #   deploy/cluster.sh start|stop|status|reset|env
+#   deploy/cluster.sh kill NODE        SIGKILL one node (a real crash): zookeeper, ch1..ch4, kafka1..kafka3
+#   deploy/cluster.sh start-node NODE  start that node again and wait until it is ready
 #
 # Ports (loopback), from CLUSTER_PORT_BASE (default 29000): ZooKeeper base+100; ClickHouse server
 # i=1..4 native base+i, http base+10+i, interserver base+20+i (servers 1,2 are shard 1, servers 3,4
@@ -218,6 +220,65 @@ status() {
 	return $((down * 3))
 }
 
+# node_pidfile NODE: the pid file of one node (zookeeper, ch1..ch4, kafka1..kafka3); dies naming
+# the valid nodes for any other name.
+node_pidfile() {
+	case "$1" in
+	zookeeper) echo "$DIR/zookeeper/pid" ;;
+	ch[1-4]) echo "$DIR/$1/pid" ;;
+	kafka[1-3]) echo "$DIR/$1/pid" ;;
+	*) die "unknown node \"$1\": want zookeeper, ch1..ch4 or kafka1..kafka3" ;;
+	esac
+}
+
+# kill_node NODE: SIGKILL, as a crash would (no clean shutdown, no session closed), and waits up
+# to 10 s for the process to be gone.
+kill_node() {
+	local name=$1 pidfile pid i
+	pidfile=$(node_pidfile "$name") || exit 1
+	if ! alive "$pidfile"; then
+		rm -f "$pidfile"
+		log "$name is not running"
+		return 0
+	fi
+	pid=$(cat "$pidfile")
+	kill -KILL "$pid" 2>/dev/null || true
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -0 "$pid" 2>/dev/null && die "$name (pid $pid) still runs 10 s after SIGKILL"
+	rm -f "$pidfile"
+	log "killed $name (pid $pid) with SIGKILL"
+}
+
+# start_node NODE: launches one node as start does (what already answers is left alone) and waits
+# until it is ready, with start's deadline; a ClickHouse server is ready once it reaches ZooKeeper.
+start_node() {
+	local name=$1 n
+	node_pidfile "$name" >/dev/null || exit 1
+	SECONDS=0
+	case "$name" in
+	zookeeper)
+		zk_launch
+		wait_for ZooKeeper "$DIR/zookeeper/pid" zk_ok "$DIR/zookeeper/log/stdout.log"
+		;;
+	ch*)
+		n=${name#ch}
+		ch_launch "$n"
+		# shellcheck disable=SC2317
+		eval "ch_ok_$n() { ch_ok $n; }"
+		wait_for "ClickHouse $n" "$DIR/ch$n/pid" "ch_ok_$n" "$DIR/ch$n/log/stdout.log" "$DIR/ch$n/log/clickhouse-server.err.log"
+		;;
+	kafka*)
+		n=${name#kafka}
+		kafka_launch "$n"
+		eval "kafka_ok_$n() { kafka_ok $n; }"
+		wait_for "Kafka $n" "$DIR/kafka$n/pid" "kafka_ok_$n" "$DIR/kafka$n/log/stdout.log" "$DIR/kafka$n/log/server.log"
+		;;
+	esac
+}
+
 case "${1:-}" in
 install) install ;;
 start) start ;;
@@ -226,5 +287,7 @@ status) status ;;
 # env: the addresses, as shell assignments (for eval, and for the cluster tests).
 env) printf 'TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR=%s\nTRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS=%s\nTRIBUTARY_TEST_CLUSTER_NAME=tributary\n' "$(ch_addrs)" "$(kafka_addrs)" ;;
 reset) stop; rm -rf "$DIR"; log "removed $DIR" ;;
-*) echo "usage: $0 install|start|stop|status|reset|env" >&2; exit 2 ;;
+kill) [ -n "${2:-}" ] || die "usage: $0 kill NODE (zookeeper, ch1..ch4, kafka1..kafka3)"; kill_node "$2" ;;
+start-node) [ -n "${2:-}" ] || die "usage: $0 start-node NODE (zookeeper, ch1..ch4, kafka1..kafka3)"; start_node "$2" ;;
+*) echo "usage: $0 install|start|stop|status|reset|env|kill NODE|start-node NODE" >&2; exit 2 ;;
 esac

@@ -13,6 +13,9 @@ bash "$ROOT/deploy/chdb.sh" install || log "chdb could not be installed: interna
 # producer/gateway's TestOTLPWithThePythonSDK sends with the OpenTelemetry Python SDK (PyPI); it
 # runs the same script and fails, naming it, if the SDK cannot be installed.
 bash "$ROOT/deploy/otlp/venv.sh" >/dev/null || log "the OpenTelemetry Python SDK could not be installed: TestOTLPWithThePythonSDK will fail"
+# producer/gateway's TestOTLPThroughTheCollector runs a Collector built from the upstream modules
+# (Go module proxy); built here, before the tests compete for the cores, and cached in .state/.
+bash "$ROOT/deploy/otlp/collector.sh" >/dev/null || log "the OpenTelemetry Collector could not be built: TestOTLPThroughTheCollector will fail"
 
 start_servers
 

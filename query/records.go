@@ -27,7 +27,8 @@ type EventJSON struct {
 	Host       string          `json:"host"`
 }
 
-// MetricJSON is one metric point in an answer.
+// MetricJSON is one metric point in an answer. Histogram is null for a point of one value (every
+// counter and gauge; see HistogramJSON).
 type MetricJSON struct {
 	MetricID        string          `json:"metric_id"`
 	TraceID         *string         `json:"trace_id"`
@@ -40,6 +41,7 @@ type MetricJSON struct {
 	Tenant          string          `json:"tenant"`
 	Service         string          `json:"service"`
 	Host            string          `json:"host"`
+	Histogram       *HistogramJSON  `json:"histogram"`
 }
 
 // EventsAnswer is the body of GET /v1/events.
@@ -276,8 +278,8 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	plus := f
 	plus.Limit++ // one row past the page tells whether more follow
 	tail, targs := orderLimit(plus, "metric_id")
-	sql := "SELECT metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes, tenant, service, host FROM " +
-		s.cfg.ClickHouse.Database + ".metrics FINAL" + cond + tail
+	sql := "SELECT metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes, tenant, service, host, " +
+		histogramColumns + " FROM " + s.cfg.ClickHouse.Database + ".metrics FINAL" + cond + tail
 	ctx, cancel := s.queryCtx(r.Context())
 	defer cancel()
 	rows, err := s.conn.Query(ctx, sql, append(args, targs...)...)
@@ -291,11 +293,13 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		var m MetricJSON
 		var trace, attrs string
 		var us uint64
-		if err := rows.Scan(&m.MetricID, &trace, &m.Name, &m.Value, &m.Unit, &m.AggregationType, &us, &attrs, &m.Tenant, &m.Service, &m.Host); err != nil {
+		var h histogramRow
+		dest := append([]any{&m.MetricID, &trace, &m.Name, &m.Value, &m.Unit, &m.AggregationType, &us, &attrs, &m.Tenant, &m.Service, &m.Host}, h.dest()...)
+		if err := rows.Scan(dest...); err != nil {
 			s.fail(w, r, fmt.Errorf("read metrics: %w", err))
 			return
 		}
-		m.TraceID, m.Timestamp, m.Attributes = nullable(trace), formatMicros(us), json.RawMessage(attrs)
+		m.TraceID, m.Timestamp, m.Attributes, m.Histogram = nullable(trace), formatMicros(us), json.RawMessage(attrs), h.histogram(m.Value)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -329,7 +333,7 @@ func (m *MetricJSON) toMetric() (schemas.Metric, error) {
 	return schemas.Metric{
 		MetricID: m.MetricID, TraceID: deref(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
 		AggregationType: schemas.AggregationType(m.AggregationType), Timestamp: ts, Attributes: attrs,
-		Source: schemas.Source{Tenant: m.Tenant, Service: m.Service, Host: m.Host},
+		Source: schemas.Source{Tenant: m.Tenant, Service: m.Service, Host: m.Host}, Histogram: m.Histogram.distribution(),
 	}, nil
 }
 

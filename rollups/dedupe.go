@@ -6,7 +6,8 @@ import (
 
 // RecordID hashes a record's identity (tenant and record id) for Point.ID.
 func RecordID(tenant, id string) uint64 {
-	d := xxhash.New()
+	var d xxhash.Digest
+	d.Reset()
 	_, _ = d.WriteString(tenant)
 	_, _ = d.Write([]byte{0})
 	_, _ = d.WriteString(id)

@@ -31,10 +31,28 @@ func SeriesOf(m *schemas.Metric) *Series {
 
 // SeriesID hashes a series identity; attrJSON must be canonical (schemas.AppendAttributesJSON).
 func SeriesID(tenant, name, unit, aggregationType, attrJSON string) uint64 {
-	d := xxhash.New()
-	for _, part := range []string{tenant, name, unit, aggregationType, attrJSON} {
+	return seriesID(tenant, name, unit, aggregationType, attrJSON)
+}
+
+// SeriesIDBytes is SeriesID of attributes held as bytes (a decoder's buffer), without copying them.
+func SeriesIDBytes(tenant, name, unit, aggregationType string, attrJSON []byte) uint64 {
+	return seriesID(tenant, name, unit, aggregationType, attrJSON)
+}
+
+func seriesID[J string | []byte](tenant, name, unit, aggregationType string, attrJSON J) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	zero := []byte{0}
+	for _, part := range [...]string{tenant, name, unit, aggregationType} {
 		_, _ = d.WriteString(part)
-		_, _ = d.Write([]byte{0})
+		_, _ = d.Write(zero)
 	}
+	switch j := any(attrJSON).(type) {
+	case string:
+		_, _ = d.WriteString(j)
+	case []byte:
+		_, _ = d.Write(j)
+	}
+	_, _ = d.Write(zero)
 	return d.Sum64()
 }

@@ -18,4 +18,7 @@
 // files alone (Java's BinaryMessageDecoder reads it natively). [Codec] detects the framing from the
 // magic bytes, looks the writer schema up by fingerprint among every published version, and
 // resolves it against the current reader schema, so old data stays readable after a schema change.
+// A [Decoder] (Codec.NewDecoder) is the consumer's fast path: records of the current schemas are
+// decoded straight into what the tables store (attributes as canonical JSON and sorted flattened
+// keys and values, no map), the rest through the Codec, with the same results.
 package schemas

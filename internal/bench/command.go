@@ -16,7 +16,7 @@ import (
 const usage = `Usage: tributary-bench [-short] [-only scenario,...] [-out DIR] [-state DIR] [-tributary PATH]
 
 Runs the benchmark harness against the real local servers (make servers) and writes
-BENCHMARKS.md and BENCHMARKS.json into DIR. Scenarios: sdk, consumer, e2e, scaling, query.
+BENCHMARKS.md and BENCHMARKS.json into DIR. Scenarios: sdk, gateway, consumer, cardinality, e2e, scaling, cluster, query.
 Every figure is compared with a baseline measured in the same run. Services run as separate
 tributary processes (the -tributary binary), so each one's memory and CPU are measured.
 
@@ -27,7 +27,9 @@ tributary processes (the -tributary binary), so each one's memory and CPU are me
   -tributary  the tributary binary (default: tributary beside this program)
 
 The servers are found with TRIBUTARY_TEST_KAFKA_BROKERS and TRIBUTARY_TEST_CLICKHOUSE_ADDR,
-as the tests find them. make bench starts them, builds both binaries, runs this and stops them.
+as the tests find them; the cluster scenario's clusters with TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR,
+TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS and TRIBUTARY_TEST_CLUSTER_NAME, as deploy/cluster.sh env prints
+them. make bench starts them all, builds both binaries, runs this and stops them.
 
 Example:
   make servers
@@ -102,6 +104,10 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stateDir, _ := filepath.Abs(*state)
 	e := &Env{Brokers: strings.Split(brokers, ","), ClickHouseAddr: strings.Split(ch, ",")[0], Binary: binary, Short: *short,
 		StateDir: stateDir, Log: stderr}
+	if addr, brokers := os.Getenv("TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR"), os.Getenv("TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS"); addr != "" && brokers != "" {
+		e.Cluster = &Cluster{ClickHouseAddr: strings.Split(addr, ","), Brokers: strings.Split(brokers, ","),
+			Name: os.Getenv("TRIBUTARY_TEST_CLUSTER_NAME")}
+	}
 	cmd := "tributary-bench" // as make bench runs it; where the files and binaries are is not part of the result
 	if *short {
 		cmd += " -short"

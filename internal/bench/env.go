@@ -35,8 +35,21 @@ type Env struct {
 	Short          bool   // a few seconds per scenario: keeps the harness working, measures little
 	StateDir       string // deploy/*.sh's .state directory (servers' pid files)
 	Log            io.Writer
+	// Cluster is where the cluster scenario runs its cluster side; that scenario fails without it.
+	Cluster *Cluster
 
-	cleanups []func()
+	clusterName string // set on the Env of a cluster side: tables ON CLUSTER, topics replicated
+	replication int16
+	pidFiles    map[string]string // process name -> pid file under StateDir
+	cleanups    []func()
+}
+
+// Cluster is the local clusters of deploy/cluster.sh (ClickHouse 2 shards x 2 replicas, Kafka 3
+// nodes), as its env subcommand prints them.
+type Cluster struct {
+	Brokers        []string
+	ClickHouseAddr []string
+	Name           string
 }
 
 // Scenario is one part of the report.
@@ -55,6 +68,7 @@ func Scenarios() []Scenario {
 		{"cardinality", "Cardinality: the consumer at 1k, 100k and 1M active series", runCardinality},
 		{"e2e", "End to end: load generator → Kafka → consumer → ClickHouse, rollups on", runEndToEnd},
 		{"scaling", "Scaling: partitions and consumers, rows already stored", runScaling},
+		{"cluster", "Cluster: 2 shards x 2 replicas and 3 brokers beside one server and one broker", runCluster},
 		{"query", "Query service at 10M events and 10M metric points", runQuery},
 	}
 }
@@ -137,12 +151,12 @@ func pick[T any](e *Env, full, short T) T {
 // database creates a fresh migrated database, dropped when the scenario ends.
 func (e *Env) database(ctx context.Context) (chdb.Config, driver.Conn, error) {
 	cfg := chdb.DefaultConfig()
-	cfg.Addr, cfg.Database = []string{e.ClickHouseAddr}, unique("bench")
+	cfg.Addr, cfg.Database, cfg.Cluster = strings.Split(e.ClickHouseAddr, ","), unique("bench"), e.clusterName
 	admin, err := chdb.Open(ctx, cfg, false)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("ClickHouse at %s: %w", e.ClickHouseAddr, err)
 	}
-	if _, err := chdb.Migrate(ctx, admin, cfg.Database); err != nil {
+	if _, err := chdb.MigrateConfig(ctx, admin, cfg); err != nil {
 		admin.Close()
 		return cfg, nil, err
 	}
@@ -160,7 +174,11 @@ func (e *Env) database(ctx context.Context) (chdb.Config, driver.Conn, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database)
+		drop := "DROP DATABASE IF EXISTS " + cfg.Database
+		if cfg.Cluster != "" {
+			drop += " ON CLUSTER " + cfg.Cluster
+		}
+		_ = admin.Exec(ctx, drop)
 		admin.Close()
 	})
 	return cfg, conn, nil
@@ -180,15 +198,16 @@ func (e *Env) fresh(ctx context.Context, partitions int32) (chdb.Config, driver.
 }
 
 func (e *Env) topics(ctx context.Context, partitions int32) (kafka.Config, error) {
+	rf := max(e.replication, 1)
 	k := kafka.Config{Brokers: e.Brokers, ClientID: "bench", EventsTopic: unique("events"), MetricsTopic: unique("metrics"),
-		RollupsTopic: unique("rollups"), DLQTopic: unique("dlq"), TopicPartitions: partitions, TopicReplication: 1}
+		RollupsTopic: unique("rollups"), DLQTopic: unique("dlq"), TopicPartitions: partitions, TopicReplication: rf}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...))
 	if err != nil {
 		return k, err
 	}
 	adm := kadm.NewClient(cl)
 	names := k.Topics()
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, names...)
+	resp, err := adm.CreateTopics(ctx, partitions, rf, nil, names...)
 	if err == nil {
 		err = resp.Error()
 	}
@@ -335,6 +354,45 @@ func (e *Env) serverPID(rel string) int {
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
+}
+
+// serverPIDs names the servers' processes, for measuring their CPU: the local ClickHouse server
+// and Kafka broker, or on a cluster side every server of the clusters.
+func (e *Env) serverPIDs() map[string]int {
+	files := e.pidFiles
+	if files == nil {
+		files = map[string]string{"ClickHouse": "clickhouse/server.pid", "Kafka": "kafka/broker.pid"}
+	}
+	pids := map[string]int{}
+	for name, f := range files {
+		if pid := e.serverPID(f); pid > 0 {
+			pids[name] = pid
+		}
+	}
+	return pids
+}
+
+// onCluster is an Env for the cluster side of a scenario: fresh databases are migrated ON CLUSTER
+// and dropped on every server, topics are replicated over the three brokers, consumers run in
+// cluster mode, and CPU is measured for every server. Its cleanups run with e's.
+func (e *Env) onCluster() (*Env, error) {
+	c := e.Cluster
+	if c == nil || len(c.Brokers) == 0 || len(c.ClickHouseAddr) == 0 || c.Name == "" {
+		return nil, errors.New("the cluster scenario needs the local clusters: deploy/cluster.sh start, then set " +
+			"TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR, TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS and TRIBUTARY_TEST_CLUSTER_NAME " +
+			"as deploy/cluster.sh env prints them (make bench does)")
+	}
+	ce := &Env{Brokers: c.Brokers, ClickHouseAddr: strings.Join(c.ClickHouseAddr, ","), Binary: e.Binary, Short: e.Short,
+		StateDir: e.StateDir, Log: e.Log, clusterName: c.Name, replication: int16(min(len(c.Brokers), 3)),
+		pidFiles: map[string]string{"ZooKeeper": "cluster/zookeeper/pid"}}
+	for i := range c.ClickHouseAddr {
+		ce.pidFiles[fmt.Sprintf("ClickHouse %d", i+1)] = fmt.Sprintf("cluster/ch%d/pid", i+1)
+	}
+	for i := range c.Brokers {
+		ce.pidFiles[fmt.Sprintf("Kafka %d", i+1)] = fmt.Sprintf("cluster/kafka%d/pid", i+1)
+	}
+	e.defer_(ce.cleanup)
+	return ce, nil
 }
 
 // machine describes the machine and the servers.

@@ -32,6 +32,7 @@ type pipe struct {
 	query     *service
 	queryURL  string
 	adm       *kadm.Client
+	attrScale int // the load generator's TRIBUTARY_LOADGEN_ATTR_SCALE (0: its default, 1)
 }
 
 func (p *pipe) kafkaEnv() []string {
@@ -73,8 +74,8 @@ func (p *pipe) addConsumers(ctx context.Context, n int) error {
 			return err
 		}
 		s, err := p.e.start("consumer", append(p.kafkaEnv(), "TRIBUTARY_CLICKHOUSE_ADDR="+p.e.ClickHouseAddr,
-			"TRIBUTARY_CLICKHOUSE_DATABASE="+p.ch.Database, "TRIBUTARY_CONSUMER_GROUP="+p.group,
-			"TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
+			"TRIBUTARY_CLICKHOUSE_CLUSTER="+p.e.clusterName, "TRIBUTARY_CLICKHOUSE_DATABASE="+p.ch.Database,
+			"TRIBUTARY_CONSUMER_GROUP="+p.group, "TRIBUTARY_CONSUMER_METRICS_LISTEN="+addr, "TRIBUTARY_CONSUMER_PPROF=true")...)
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,8 @@ type loadResult struct {
 
 func (p *pipe) startLoadgen(rate int, d time.Duration, hosts int) (*service, error) {
 	return p.e.start("loadgen", append(p.kafkaEnv(), "TRIBUTARY_LOADGEN_RATE="+strconv.Itoa(rate),
-		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen")...)
+		"TRIBUTARY_LOADGEN_DURATION="+d.String(), "TRIBUTARY_LOADGEN_HOSTS="+strconv.Itoa(hosts), "TRIBUTARY_SERVICE=loadgen",
+		"TRIBUTARY_LOADGEN_ATTR_SCALE="+strconv.Itoa(max(p.attrScale, 1)))...)
 }
 
 // waitLoadgen waits for the load generator to end and reads what it sent from its summary line.
@@ -193,6 +195,12 @@ func newCPUMeter(pids map[string]int) *cpuMeter {
 		m.start[name], _ = cpuSeconds(pid)
 	}
 	return m
+}
+
+// add measures one more process, from its own start: for a process started after the meter.
+func (m *cpuMeter) add(name string, pid int) {
+	m.pids[name] = pid
+	m.start[name] = 0
 }
 
 // cores returns each process's average cores used since the meter started.

@@ -5,6 +5,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -51,6 +52,25 @@ type Report struct {
 	Machine  []string  `json:"machine"`
 	Seconds  float64   `json:"seconds"`
 	Sections []Section `json:"sections"`
+}
+
+// Check lists what makes the report unusable: a section that failed or has no figures, a figure
+// without a name, unit or run, or with a value or baseline that is not a finite measurement.
+func (r *Report) Check() error {
+	var errs []error
+	bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) || v < 0 }
+	for _, s := range r.Sections {
+		if s.Error != "" || len(s.Figures) == 0 {
+			errs = append(errs, fmt.Errorf("scenario %s: error %q, %d figures", s.Scenario, s.Error, len(s.Figures)))
+		}
+		for _, f := range s.Figures {
+			if f.Name == "" || f.Unit == "" || f.Runs < 1 || bad(f.Value) ||
+				(f.Baseline != "" && (bad(f.BaselineValue) || bad(f.Ratio) || f.BaselineValue == 0)) {
+				errs = append(errs, fmt.Errorf("scenario %s: bad figure %+v", s.Scenario, f))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func median(v []float64) float64 {

@@ -15,48 +15,12 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 	fill := pick(e, 12*time.Second, 3*time.Second)
 	table := "| setup | generator alone, records/s | drained rows/s | CPU cores used while draining |\n|---|---|---|---|\n"
 	run := func(partitions int32, consumers, pre int) (float64, error) {
-		p, err := newPipe(ctx, e, partitions, 0, false)
+		d, err := drainRun(ctx, e, partitions, consumers, pre, fill)
 		if err != nil {
 			return 0, err
 		}
-		if pre > 0 {
-			t0 := time.Now()
-			if err := prefill(ctx, p, pre); err != nil {
-				return 0, err
-			}
-			e.logf("prefilled %d rows in %v", pre, time.Since(t0).Round(time.Second))
-		}
-		lg, err := p.startLoadgen(5000000, fill, 50) // more than it can send: as fast as it can
-		if err != nil {
-			return 0, err
-		}
-		res, err := waitLoadgen(lg)
-		if err != nil {
-			return 0, err
-		}
-		base, err := p.stored(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if err := p.addConsumers(ctx, consumers); err != nil {
-			return 0, err
-		}
-		pids := map[string]int{"ClickHouse": e.serverPID("clickhouse/server.pid"), "Kafka": e.serverPID("kafka/broker.pid")}
-		for i, c := range p.consumers {
-			pids[fmt.Sprintf("consumer %d", i+1)] = c.cmd.Process.Pid
-		}
-		rate, cores, err := p.drainRate(ctx, base, uint64(res.sent), pids)
-		if err != nil {
-			return 0, err
-		}
-		setup := fmt.Sprintf("%d partitions, %d consumers", partitions, consumers)
-		if pre > 0 {
-			setup += fmt.Sprintf(", %s rows already stored", thousands(int64(pre)))
-		}
-		e.logf("scaling %s: generator %.0f/s, drained %.0f rows/s, cores %s", setup, float64(res.sent)/fill.Seconds(), rate, cores)
-		table += fmt.Sprintf("| %s | %s | %s | %s |\n", setup, thousands(res.sent/int64(fill.Seconds())), thousands(int64(rate)), cores)
-		e.cleanup()
-		return rate, nil
+		table += d.row()
+		return d.rate, nil
 	}
 	var rates []float64
 	for _, n := range []int{1, 2, 4} {
@@ -78,8 +42,9 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 		}
 		stored = append(stored, r)
 	}
-	s.Figures = append(s.Figures, compare(fmt.Sprintf("%s rows already stored", thousands(int64(large))), "rows/s", stored[1:2],
-		fmt.Sprintf("%s rows already stored", thousands(int64(small))), stored[0:1]))
+	sf := compare(fmt.Sprintf("%s rows already stored", thousands(int64(large))), "rows/s", stored[1:2],
+		fmt.Sprintf("%s rows already stored", thousands(int64(small))), stored[0:1])
+	s.Figures = append(s.Figures, sf.target("ratio ≥ 0.95", sf.Ratio >= 0.95))
 	s.Notes = append(s.Notes, fmt.Sprintf("Each run first lets `tributary loadgen` fill fresh topics alone, as fast as it can for %v "+
 		"(SDK, fleet mix), then starts the consumer processes (default settings, rollups on) and measures raw rows stored per "+
 		"second between 10%% and 90%% of that backlog. Rows already stored are made by ClickHouse (`INSERT ... SELECT FROM "+
@@ -89,17 +54,134 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 	return nil
 }
 
+// drained is one drain measurement: the setup, the generator's rate alone, the rows drained per
+// second and who used the cores meanwhile.
+type drained struct {
+	setup     string
+	generator float64
+	rate      float64
+	cores     string
+}
+
+func (d drained) row() string {
+	return fmt.Sprintf("| %s | %s | %s | %s |\n", d.setup, thousands(int64(d.generator)), thousands(int64(d.rate)), d.cores)
+}
+
+// drainRun lets the load generator fill fresh topics of the given partitions alone for fill (pre
+// rows already stored first, if any), then starts consumers consumer processes and measures raw
+// rows stored per second between 10% and 90% of the backlog. What it made is removed after.
+func drainRun(ctx context.Context, e *Env, partitions int32, consumers, pre int, fill time.Duration) (drained, error) {
+	defer e.cleanup()
+	var d drained
+	p, err := newPipe(ctx, e, partitions, 0, false)
+	if err != nil {
+		return d, err
+	}
+	if pre > 0 {
+		t0 := time.Now()
+		if err := prefill(ctx, p, pre); err != nil {
+			return d, err
+		}
+		e.logf("prefilled %d rows in %v", pre, time.Since(t0).Round(time.Second))
+	}
+	lg, err := p.startLoadgen(5000000, fill, 50) // more than it can send: as fast as it can
+	if err != nil {
+		return d, err
+	}
+	res, err := waitLoadgen(lg)
+	if err != nil {
+		return d, err
+	}
+	base, err := p.stored(ctx)
+	if err != nil {
+		return d, err
+	}
+	// Sampling starts before the consumers do: the first of several drains while the others join.
+	meter := newCPUMeter(e.serverPIDs())
+	type rate struct {
+		v   float64
+		err error
+	}
+	sampled := make(chan rate, 1)
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		v, err := p.drainRate(sctx, base, uint64(res.sent))
+		sampled <- rate{v, err}
+	}()
+	if err := p.addConsumers(ctx, consumers); err != nil {
+		return d, err
+	}
+	for i, c := range p.consumers {
+		meter.add(fmt.Sprintf("consumer %d", i+1), c.cmd.Process.Pid) // all its CPU is draining
+	}
+	r := <-sampled
+	if r.err != nil {
+		return d, r.err
+	}
+	d.rate, d.cores = r.v, coresText(meter.cores())
+	d.generator = float64(res.sent) / fill.Seconds()
+	d.setup = fmt.Sprintf("%d partitions, %d consumers", partitions, consumers)
+	if pre > 0 {
+		d.setup += fmt.Sprintf(", %s rows already stored", thousands(int64(pre)))
+	}
+	e.logf("drain %s: generator %.0f/s, drained %.0f rows/s, cores %s", d.setup, d.generator, d.rate, d.cores)
+	return d, nil
+}
+
+// runCluster: the scaling scenario's drain measurement on one server and one broker, and on the
+// local clusters (ClickHouse 2 shards x 2 replicas with ZooKeeper, Kafka 3 brokers with topics of
+// replication factor 3), with 1 and 4 consumers. Everything shares the same two cores, so the
+// cluster's figure is its overhead (replication, the Distributed table's synchronous insert to
+// both shards, seven servers instead of two), not the speed-up more machines would give.
+func runCluster(ctx context.Context, e *Env, s *Section) error {
+	ce, err := e.onCluster()
+	if err != nil {
+		return err
+	}
+	fill := pick(e, 12*time.Second, 3*time.Second)
+	table := "| side | setup | generator alone, records/s | drained rows/s | CPU cores used while draining |\n|---|---|---|---|---|\n"
+	rates := map[string]float64{}
+	for _, side := range []struct {
+		name string
+		env  *Env
+	}{{"one server, one broker", e}, {"cluster", ce}} {
+		for _, consumers := range []int{1, 4} {
+			d, err := drainRun(ctx, side.env, 4, consumers, 0, fill)
+			if err != nil {
+				return fmt.Errorf("%s: %w", side.name, err)
+			}
+			rates[fmt.Sprintf("%s/%d", side.name, consumers)] = d.rate
+			table += "| " + side.name + " " + d.row()
+		}
+	}
+	one := func(k string) []float64 { return []float64{rates[k]} }
+	s.Figures = append(s.Figures,
+		compare("cluster, 4 partitions, 1 consumer", "rows/s", one("cluster/1"), "one server, 4 partitions, 1 consumer", one("one server, one broker/1")),
+		compare("cluster, 4 partitions, 4 consumers", "rows/s", one("cluster/4"), "one server, 4 partitions, 4 consumers", one("one server, one broker/4")),
+		compare("cluster, 4 consumers", "rows/s", one("cluster/4"), "cluster, 1 consumer", one("cluster/1")))
+	s.Notes = append(s.Notes, fmt.Sprintf("As in the scaling scenario: `tributary loadgen` fills fresh topics of 4 partitions alone for %v, "+
+		"then the consumer processes (default settings, rollups on; on the cluster `TRIBUTARY_CLICKHOUSE_CLUSTER`, inserts into the "+
+		"`Distributed` tables waiting for every shard) drain them, measured between 10%% and 90%% of the backlog. The cluster is "+
+		"`deploy/cluster.sh`'s: ClickHouse 2 shards x 2 replicas with one ZooKeeper, Kafka 3 brokers, topics replication factor 3 "+
+		"(acks from all in-sync replicas, `min.insync.replicas` 2).", fill), table,
+		"All of it, seven servers of the cluster included, shares this machine's two cores: the ratio is the cluster's overhead "+
+			"(every row written to two replicas and sent on to its shard, every record to three brokers), not the speed-up "+
+			"separate machines would give.")
+	return nil
+}
+
 // drainRate samples the stored rows until want more than base are stored and returns the rate
-// between 10% and 90% of them, with the CPU each process used meanwhile.
-func (p *pipe) drainRate(ctx context.Context, base, want uint64, pids map[string]int) (float64, string, error) {
-	meter := newCPUMeter(pids)
-	deadline := time.Now().Add(5 * time.Minute)
+// between 10% and 90% of them.
+func (p *pipe) drainRate(ctx context.Context, base, want uint64) (float64, error) {
+	t0 := time.Now()
+	deadline := t0.Add(5 * time.Minute)
 	var t10, t90 time.Time
 	var n10, n90 uint64
 	for {
 		n, err := p.stored(ctx)
 		if err != nil {
-			return 0, "", err
+			return 0, err
 		}
 		done := n - base
 		now := time.Now()
@@ -111,14 +193,16 @@ func (p *pipe) drainRate(ctx context.Context, base, want uint64, pids map[string
 			break
 		}
 		if now.After(deadline) {
-			return 0, "", fmt.Errorf("drained %d of %d records in 5 minutes", done, want)
+			return 0, fmt.Errorf("drained %d of %d records in 5 minutes", done, want)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	if !t90.After(t10) {
-		return 0, "", fmt.Errorf("backlog of %d drained too fast to measure", want)
+		// 10% to 90% fell between two samples (a short run's small backlog): the rate over the
+		// whole drain so far, which counts the consumers' start too and so errs low.
+		t10, n10 = t0, 0
 	}
-	return float64(n90-n10) / t90.Sub(t10).Seconds(), coresText(meter.cores()), nil
+	return float64(n90-n10) / t90.Sub(t10).Seconds(), nil
 }
 
 // prefill stores n rows (half events, half metrics) made by ClickHouse itself, spread over the

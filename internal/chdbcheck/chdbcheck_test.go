@@ -136,6 +136,7 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 		{"rollup aggregates", `argMax\(tuple\(`},
 		{"merged sketches", `groupArrayArray\(v\.1\)`},
 		{"the rollup type check", `SELECT toString\(aggregation_type\) FROM ` + db + `\.rollups`},
+		{"metric reads with their histogram columns", `exp_negative_counts FROM ` + db + `\.metrics FINAL WHERE name = 'http\.server\.duration'`},
 		{"event counts", `GROUP BY b, type`},
 		{"retention's partition list", `FROM system\.parts`},
 		{"retention's drop", `DROP PARTITION`},

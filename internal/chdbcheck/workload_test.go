@@ -230,6 +230,8 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 	s, e, mid := rfc(0), rfc(15*time.Minute), rfc(3*time.Minute+500*time.Millisecond)
 	hs, he := url.QueryEscape(base.Truncate(time.Hour).Format(time.RFC3339)), url.QueryEscape(base.Truncate(time.Hour).Add(2*time.Hour).Format(time.RFC3339))
 	r := strings.NewReplacer("{S}", s, "{E}", e, "{MID}", mid, "{HS}", hs, "{HE}", he, "{T}", traces[0])
+	// OTLP histogram points (explicit and exponential buckets): the answer holds their columns.
+	const histograms = "/v1/metrics?name=http.server.duration&aggregation_type=histogram&start={S}&end={E}&limit=20"
 	open := []string{
 		"/v1/events?type=node_failed&limit=10",
 		"/v1/events?type=node_failed,node_finished&name=step+2&start={S}&end={E}&order=desc&limit=5&offset=1",
@@ -242,6 +244,7 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 		"/v1/traces/{T}",
 		"/v1/metrics?name=cpu_percent&limit=20",
 		"/v1/metrics?name=node_duration&aggregation_type=histogram&attr.node_id=transform_0&trace_id={T}&start={S}&end={E}&order=desc&limit=5",
+		histograms,
 		"/v1/events/counts?bucket=1m&start={S}&end={E}",
 		"/v1/events/counts?bucket=5m&type=node_failed&attr.node_id=transform_1",
 		"/v1/aggregate?name=cpu_percent&bucket=30s&aggregates=count,sum,min,max,avg,rate,last,p50,p90,p95,p99&group_by=node_id&start={S}&end={E}&source=raw",
@@ -261,6 +264,11 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 		"/v1/aggregate?name=node_duration&bucket=1m&aggregates=count,p95&start={S}&end={E}",
 		"/v1/aggregate?name=node_duration&bucket=1m&aggregates=count,p95&start={S}&end={E}&source=raw",
 	}
+	// What some answers must hold, so that their statements read every kind of column.
+	answers := map[string][]string{r.Replace(histograms): {
+		`"histogram":{"count":3,"min":0.05,"max":0.5,"bounds":[0.1,0.25],"counts":[1,1,1],"exponential":null}`,
+		`"exponential":{"scale":1,"zero_count":1,"zero_threshold":1e-9,"positive_offset":0,"positive_counts":[1],"negative_offset":2,"negative_counts":[1,1]}`,
+	}}
 	ask := func(cfg query.Config, token string, paths []string) {
 		srv, err := query.New(cfg, conn, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
@@ -285,6 +293,11 @@ func queryService(t *testing.T, rec *recorder, conn driver.Conn, db string, base
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				t.Errorf("%s: HTTP %d on 18.16: %s", origin, resp.StatusCode, body)
+			}
+			for _, want := range answers[p] {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("%s: the answer lacks %s (the workload means it to hold every kind of histogram column)", origin, want)
+				}
 			}
 		}
 	}

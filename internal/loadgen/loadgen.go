@@ -31,13 +31,23 @@ type Config struct {
 	GatewayToken string `envconfig:"LOADGEN_GATEWAY_TOKEN" default:""`
 	Batch        int    `envconfig:"LOADGEN_BATCH" default:"100"` // records per send
 	Seed         uint64 `envconfig:"LOADGEN_SEED" default:"1"`
+	// AttrScale sends each record's attributes this many times over (copies under <key>_2 ...
+	// <key>_N with the same values): N times the attribute bytes, the same series.
+	AttrScale int `envconfig:"LOADGEN_ATTR_SCALE" default:"1"`
 }
+
+// MaxAttrScale bounds AttrScale: 16 copies keep the largest record (an event of 5 attributes)
+// far under every record limit.
+const MaxAttrScale = 16
 
 // Validate reports every bad setting, each naming its setting (errors.Join).
 func (c Config) Validate() error {
 	var errs []error
 	if c.Hosts < 1 || c.Rate < 1 || c.Batch < 1 || c.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("loadgen hosts %d, rate %d, batch %d, duration %v: all must be positive", c.Hosts, c.Rate, c.Batch, c.Duration))
+	}
+	if c.AttrScale < 1 || c.AttrScale > MaxAttrScale {
+		errs = append(errs, fmt.Errorf("loadgen attr scale %d: must be 1 to %d (TRIBUTARY_LOADGEN_ATTR_SCALE)", c.AttrScale, MaxAttrScale))
 	}
 	if c.Target != "sdk" && c.Target != "gateway" {
 		errs = append(errs, fmt.Errorf("loadgen target %q: want sdk or gateway", c.Target))
@@ -118,6 +128,28 @@ type Fleet struct {
 	hosts []string
 	rng   *rand.Rand
 	seq   int
+	scale int // attribute copies (Config.AttrScale); 0 or 1: none
+}
+
+// WithAttrScale makes every record carry its attributes n times over (Config.AttrScale).
+func (f *Fleet) WithAttrScale(n int) *Fleet {
+	f.scale = n
+	return f
+}
+
+// scaled adds the copies of attrs under <key>_2 ... <key>_<scale>.
+func (f *Fleet) scaled(attrs map[string]any) map[string]any {
+	if f.scale <= 1 {
+		return attrs
+	}
+	out := make(map[string]any, len(attrs)*f.scale)
+	for k, v := range attrs {
+		out[k] = v
+		for i := 2; i <= f.scale; i++ {
+			out[k+"_"+strconv.Itoa(i)] = v
+		}
+	}
+	return out
 }
 
 // NewFleet returns a fleet of n hosts.
@@ -173,6 +205,17 @@ func (f *Fleet) Metric(ts time.Time) schemas.Metric {
 // next makes one record of kind base+rand(kinds): kinds 0-1 are events, 2-3 node durations, 4
 // request counters, 5 request durations (a histogram by host), 6-7 CPU gauges.
 func (f *Fleet) next(kinds, base int, now time.Time) (*schemas.Event, *schemas.Metric) {
+	e, m := f.record(kinds, base, now)
+	if e != nil {
+		e.Attributes = f.scaled(e.Attributes)
+	} else {
+		m.Attributes = f.scaled(m.Attributes)
+	}
+	return e, m
+}
+
+// record is next without the attribute copies.
+func (f *Fleet) record(kinds, base int, now time.Time) (*schemas.Event, *schemas.Metric) {
 	f.seq++
 	host := f.hosts[f.rng.IntN(len(f.hosts))]
 	node := nodes[f.rng.IntN(len(nodes))]
@@ -214,7 +257,7 @@ type Progress struct {
 // Run sends cfg.Rate records a second in batches of cfg.Batch until cfg.Duration passes or ctx
 // ends, calling report about once a second. It returns the final progress.
 func Run(ctx context.Context, cfg Config, sink Sink, report func(Progress)) Progress {
-	fleet := NewFleet(cfg.Hosts, cfg.Seed)
+	fleet := NewFleet(cfg.Hosts, cfg.Seed).WithAttrScale(cfg.AttrScale)
 	start := time.Now()
 	var sent, errs atomic.Uint64
 	var lastErr atomic.Value

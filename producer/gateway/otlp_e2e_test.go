@@ -39,14 +39,18 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
+// otlpEndpoints is where an SDK's OTLP exporters send: an OTLP/HTTP base URL and an OTLP/gRPC
+// address.
+type otlpEndpoints struct{ httpURL, grpcAddr string }
+
 // otlpStack is a gateway (OTLP/HTTP and OTLP/gRPC) publishing to the real broker, and a consumer
 // writing to a fresh database of the real ClickHouse.
 type otlpStack struct {
-	httpURL, grpcAddr string
-	p                 *producer.Client
-	stack             *pipeline.Stack
-	conn              driver.Conn
-	db                string
+	otlpEndpoints
+	p     *producer.Client
+	stack *pipeline.Stack
+	conn  driver.Conn
+	db    string
 }
 
 func newOTLPStack(t *testing.T) *otlpStack {
@@ -102,7 +106,7 @@ func newOTLPStack(t *testing.T) *otlpStack {
 			t.Error(err)
 		}
 	})
-	return &otlpStack{httpURL: srv.URL, grpcAddr: <-ready, p: p, stack: stack, conn: testenv.OpenClickHouse(t, ch), db: ch.Database}
+	return &otlpStack{otlpEndpoints: otlpEndpoints{httpURL: srv.URL, grpcAddr: <-ready}, p: p, stack: stack, conn: testenv.OpenClickHouse(t, ch), db: ch.Database}
 }
 
 // settle waits until the consumer stored every record the gateway's producer sent.
@@ -122,17 +126,18 @@ func (s *otlpStack) settle(t *testing.T) {
 	})
 }
 
-// sdkLogs emits three log records through the OpenTelemetry Go SDK and the exporter of transport.
-func sdkLogs(t *testing.T, s *otlpStack, transport string, at time.Time) {
+// sdkLogs emits three log records through the OpenTelemetry Go SDK and the exporter of transport,
+// sending to to.
+func sdkLogs(t *testing.T, to otlpEndpoints, transport string, at time.Time) {
 	ctx := context.Background()
 	headers := map[string]string{"Authorization": "Bearer " + token}
 	var exp sdklog.Exporter
 	var err error
 	if transport == "http" {
-		exp, err = otlploghttp.New(ctx, otlploghttp.WithEndpointURL(s.httpURL+"/v1/logs"), otlploghttp.WithHeaders(headers),
+		exp, err = otlploghttp.New(ctx, otlploghttp.WithEndpointURL(to.httpURL+"/v1/logs"), otlploghttp.WithHeaders(headers),
 			otlploghttp.WithCompression(otlploghttp.GzipCompression))
 	} else {
-		exp, err = otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(s.grpcAddr), otlploggrpc.WithInsecure(),
+		exp, err = otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(to.grpcAddr), otlploggrpc.WithInsecure(),
 			otlploggrpc.WithHeaders(headers), otlploggrpc.WithCompressor("gzip"))
 	}
 	if err != nil {
@@ -197,8 +202,10 @@ var goRecording = recording{service: "svc", counter: counterAdds, updown: upDown
 	lastGauge: 23.25, lastUpDown: 12}
 
 // sdkMetrics records through the Go SDK's instruments in two collections, exported by transport
-// with the given temporality for counters and histograms.
-func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metricdata.Temporality) {
+// with the given temporality for counters and histograms, sending to to. After each collection's
+// export it calls exported (when not nil) with the round, and with round 2 after the meter
+// provider's shutdown, which exports once more.
+func sdkMetrics(t *testing.T, to otlpEndpoints, transport string, temporality metricdata.Temporality, exported func(round int)) {
 	ctx := context.Background()
 	headers := map[string]string{"Authorization": "Bearer " + token}
 	sel := func(k sdkmetric.InstrumentKind) metricdata.Temporality {
@@ -210,10 +217,10 @@ func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metric
 	var exp sdkmetric.Exporter
 	var err error
 	if transport == "http" {
-		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(s.httpURL+"/v1/metrics"), otlpmetrichttp.WithHeaders(headers),
+		exp, err = otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(to.httpURL+"/v1/metrics"), otlpmetrichttp.WithHeaders(headers),
 			otlpmetrichttp.WithTemporalitySelector(sel))
 	} else {
-		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(s.grpcAddr), otlpmetricgrpc.WithInsecure(),
+		exp, err = otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(to.grpcAddr), otlpmetricgrpc.WithInsecure(),
 			otlpmetricgrpc.WithHeaders(headers), otlpmetricgrpc.WithTemporalitySelector(sel))
 	}
 	if err != nil {
@@ -248,9 +255,15 @@ func sdkMetrics(t *testing.T, s *otlpStack, transport string, temporality metric
 		if err := mp.ForceFlush(ctx); err != nil {
 			t.Fatalf("export round %d: %v", round, err)
 		}
+		if exported != nil {
+			exported(round)
+		}
 	}
 	if err := mp.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if exported != nil {
+		exported(2)
 	}
 }
 
@@ -265,8 +278,8 @@ func TestOTLPWithTheOpenTelemetrySDK(t *testing.T) {
 		temporality metricdata.Temporality
 	}{{"http", metricdata.CumulativeTemporality}, {"grpc", metricdata.DeltaTemporality}}
 	for _, c := range cases {
-		sdkLogs(t, s, c.transport, at)
-		sdkMetrics(t, s, c.transport, c.temporality)
+		sdkLogs(t, s.otlpEndpoints, c.transport, at)
+		sdkMetrics(t, s.otlpEndpoints, c.transport, c.temporality, nil)
 	}
 	s.settle(t)
 	for _, c := range cases {
