@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ const clusterName = "tributary"
 var (
 	clusterCH    []string // native addresses of the four ClickHouse servers, shard by shard
 	clusterKafka []string
+	clusterSh    string // deploy/cluster.sh
 )
 
 func TestMain(m *testing.M) {
@@ -48,6 +50,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	script := filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "deploy", "cluster.sh")
+	clusterSh = script
 	wasRunning := exec.Command("bash", script, "status").Run() == nil
 	start := exec.Command("bash", script, "start")
 	start.Stdout, start.Stderr = os.Stderr, os.Stderr
@@ -84,10 +87,82 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
+// downNodes runs cluster.sh status and returns the nodes it finds stopped (cluster.sh's names:
+// zookeeper, ch1..ch4, kafka1..kafka3) with its output.
+func downNodes() ([]string, string) {
+	out, err := exec.Command("bash", clusterSh, "status").CombinedOutput()
+	if err == nil {
+		return nil, string(out)
+	}
+	var down []string
+	for _, line := range strings.Split(string(out), "\n") {
+		name, ok := strings.CutSuffix(strings.TrimSpace(line), " stopped")
+		if !ok {
+			continue
+		}
+		if n, ok := strings.CutPrefix(name, "clickhouse"); ok {
+			name = "ch" + n
+		}
+		down = append(down, name)
+	}
+	if len(down) == 0 {
+		down = []string{"(cluster.sh status failed: " + err.Error() + ")"}
+	}
+	return down, string(out)
+}
+
+// nodeLogs is the last lines of a node's logs (cluster.sh logs).
+func nodeLogs(node string) string {
+	out, err := exec.Command("bash", clusterSh, "logs", node, "30").CombinedOutput()
+	if err != nil {
+		return fmt.Sprintf("cluster.sh logs %s: %v\n%s", node, err, out)
+	}
+	return string(out)
+}
+
+// clusterUp fails the test at once when a node of the local clusters is down as it starts (an
+// ON CLUSTER statement would wait distributed_ddl_task_timeout, 180 s, for it, and the test would
+// fail later for a reason not its own): it logs the down nodes' last log lines, so a crash is
+// explained, and starts them again, so the tests after it run on the whole cluster. Once per
+// test; a test that fails also logs, when it ends, every node then down with its logs.
+func clusterUp(t *testing.T) {
+	t.Helper()
+	if _, done := checkedTests.LoadOrStore(t, true); done {
+		return
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if down, status := downNodes(); len(down) > 0 {
+			t.Logf("the test failed with %v down:\n%s", down, status)
+			for _, n := range down {
+				t.Logf("%s's logs:\n%s", n, nodeLogs(n))
+			}
+		}
+	})
+	down, status := downNodes()
+	if len(down) == 0 {
+		return
+	}
+	for _, n := range down {
+		t.Logf("%s is down; its logs:\n%s", n, nodeLogs(n))
+	}
+	for _, n := range down {
+		if out, err := exec.Command("bash", clusterSh, "start-node", n).CombinedOutput(); err != nil {
+			t.Logf("cluster.sh start-node %s: %v\n%s", n, err, out)
+		}
+	}
+	t.Fatalf("the local clusters were not whole as the test started (a node exited during an earlier test, or was never restarted): %v down; restarted for the tests after this one\n%s", down, status)
+}
+
+var checkedTests sync.Map // *testing.T -> true: clusterUp ran for it
+
 // clusterConfig is a config for a fresh database on the cluster (addr: the servers to talk to),
-// dropped on every server when the test ends.
+// dropped on every server when the test ends. It first checks that the whole cluster is up.
 func clusterConfig(t *testing.T, addr ...string) chdb.Config {
 	t.Helper()
+	clusterUp(t)
 	cfg := chdb.Config{Addr: addr, Database: testenv.Unique("cl"), User: "default", DialTimeout: 5 * time.Second,
 		MaxOpenConns: 4, Cluster: clusterName}
 	t.Cleanup(func() {
