@@ -41,10 +41,16 @@ var shardingKeys = map[string]string{
 	"rollups":         "series_id",
 }
 
-// clusterSettings apply to every connection in cluster mode: an insert into a Distributed table
-// returns only once every shard it wrote to has stored its rows (so the consumer commits offsets
-// only after that), instead of queueing them on the server it went to.
-var clusterSettings = clickhouse.Settings{"insert_distributed_sync": 1}
+// clusterSettings apply to every connection in cluster mode:
+//   - insert_distributed_sync: an insert into a Distributed table returns only once every shard it
+//     wrote to has stored its rows (so the consumer commits offsets only after that), instead of
+//     queueing them on the server it went to;
+//   - prefer_localhost_replica 0: the server's own shard is read like the others, through a
+//     query to a replica's local table. On 18.16 the in-process shortcut for it fails a
+//     SELECT ... FROM <Distributed> FINAL ... ORDER BY that does not name every sorting-key column
+//     once that shard has two parts ("Cannot find column timestamp in source stream"), as the
+//     query service's GET /v1/metrics does.
+var clusterSettings = clickhouse.Settings{"insert_distributed_sync": 1, "prefer_localhost_replica": 0}
 
 var (
 	createDatabaseRE = regexp.MustCompile(`(?is)^\s*CREATE\s+DATABASE\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s*$`)

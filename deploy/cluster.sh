@@ -10,12 +10,14 @@
 #   deploy/cluster.sh start|stop|status|reset|env
 #   deploy/cluster.sh kill NODE        SIGKILL one node (a real crash): zookeeper, ch1..ch4, kafka1..kafka3
 #   deploy/cluster.sh start-node NODE  start that node again and wait until it is ready
+#   deploy/cluster.sh logs NODE [N]    the last N (40) lines of each of that node's logs
 #
 # Ports (loopback), from CLUSTER_PORT_BASE (default 29000): ZooKeeper base+100; ClickHouse server
 # i=1..4 native base+i, http base+10+i, interserver base+20+i (servers 1,2 are shard 1, servers 3,4
 # shard 2); Kafka node j=1..3 broker base+90+j, controller base+95+j. CLUSTER_KAFKA_HEAP (512m).
 # start is idempotent (what already answers is left alone), waits for every server with a deadline
 # and fails loudly with the server's last log lines; stop stops only the processes start started.
+# start and stop hold a lock ($TRIBUTARY_STATE_DIR/cluster.lock): concurrent calls run one by one.
 source "$(dirname "$0")/lib.sh"
 
 BASE=${CLUSTER_PORT_BASE:-29000}
@@ -77,7 +79,7 @@ zk_launch() {
 	sed -e "s#@DIR@#$d#g" -e "s#@ZK_PORT@#$ZK_PORT#g" "$ROOT/deploy/cluster/zoo.cfg.tmpl" >"$d/zoo.cfg"
 	log "starting ZooKeeper on 127.0.0.1:$ZK_PORT; logs in $d/log"
 	nohup java -Xms64m -Xmx256m -Dzookeeper.log.dir="$d/log" -cp "$ZK_CP" \
-		org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >"$d/log/stdout.log" 2>&1 &
+		org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" >"$d/log/stdout.log" 2>&1 9>&- &
 	echo $! >"$d/pid"
 }
 
@@ -98,7 +100,7 @@ ch_launch() {
 	cp "$ROOT/deploy/clickhouse/users.xml" "$d/users.xml"
 	: >"$d/log/clickhouse-server.err.log"
 	log "starting ClickHouse $i (shard $shard, replica s$shard$replica) on 127.0.0.1:$(ch_tcp "$i"); logs in $d/log"
-	nohup "$CH_BIN" --config-file="$d/config.xml" >"$d/log/stdout.log" 2>&1 &
+	nohup "$CH_BIN" --config-file="$d/config.xml" >"$d/log/stdout.log" 2>&1 9>&- &
 	echo $! >"$d/pid"
 }
 
@@ -126,7 +128,7 @@ kafka_launch() {
 	: >"$d/log/server.log"
 	log "starting Kafka node $j on 127.0.0.1:$(kafka_port "$j") (controller $(kafka_ctl "$j")); logs in $d/log"
 	nohup java -Xms128m -Xmx"${CLUSTER_KAFKA_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true "${opts[@]}" \
-		kafka.Kafka "$d/server.properties" >"$d/log/stdout.log" 2>&1 &
+		kafka.Kafka "$d/server.properties" >"$d/log/stdout.log" 2>&1 9>&- &
 	echo $! >"$d/pid"
 }
 
@@ -157,12 +159,14 @@ start() {
 	mkdir -p "$DIR"
 	install
 	local i j
-	zk_launch
-	for j in "${KAFKA_NODES[@]}"; do kafka_launch "$j"; done
-	for i in "${CH_NODES[@]}"; do ch_launch "$i"; done
 	# Once anything was launched, a failure below stops the whole cluster: no half-started leftovers.
 	trap 'rc=$?; [ $rc -eq 0 ] || stop; exit $rc' EXIT
+	zk_launch
+	for j in "${KAFKA_NODES[@]}"; do kafka_launch "$j"; done
+	# ClickHouse only once ZooKeeper serves: a server whose metadata holds replicated tables aborts
+	# at startup when it cannot reach ZooKeeper (seen when ZooKeeper took 35 s on a busy machine).
 	wait_for ZooKeeper "$DIR/zookeeper/pid" zk_ok "$DIR/zookeeper/log/stdout.log"
+	for i in "${CH_NODES[@]}"; do ch_launch "$i"; done
 	for i in "${CH_NODES[@]}"; do
 		# shellcheck disable=SC2317
 		eval "ch_ok_$i() { ch_ok $i; }"
@@ -199,11 +203,19 @@ rss_mb() {
 }
 
 stop() {
-	local i j
-	# Kafka and ClickHouse first, ZooKeeper last (replicas close their sessions cleanly).
-	for j in "${KAFKA_NODES[@]}"; do stop_pid "Kafka $j" "$DIR/kafka$j/pid" & done
-	for i in "${CH_NODES[@]}"; do stop_pid "ClickHouse $i" "$DIR/ch$i/pid" & done
-	wait
+	local i j stops=()
+	# Kafka and ClickHouse first, ZooKeeper last (replicas close their sessions cleanly). Waits for
+	# these stops only: when start's failure trap calls stop, the servers it launched are children
+	# of this shell too, and a bare wait would wait for them to exit by themselves.
+	for j in "${KAFKA_NODES[@]}"; do
+		stop_pid "Kafka $j" "$DIR/kafka$j/pid" &
+		stops+=($!)
+	done
+	for i in "${CH_NODES[@]}"; do
+		stop_pid "ClickHouse $i" "$DIR/ch$i/pid" &
+		stops+=($!)
+	done
+	wait "${stops[@]}"
 	stop_pid ZooKeeper "$DIR/zookeeper/pid"
 }
 
@@ -279,15 +291,42 @@ start_node() {
 	esac
 }
 
+# node_logs NODE [N]: the last N (40) lines of each of the node's log files, named.
+node_logs() {
+	local pidfile d f
+	pidfile=$(node_pidfile "$1") || exit 1
+	d=$(dirname "$pidfile")/log
+	for f in "$d"/*; do
+		[ -s "$f" ] || continue
+		echo "==> $f (last ${2:-40} lines)"
+		tail -n "${2:-40}" "$f"
+	done
+}
+
+# locked CMD: runs CMD holding the cluster's lock ($STATE/cluster.lock), so that two starts at once
+# (make test's and a test binary's, or two test binaries) do not launch the same servers twice:
+# the second waits for the first and then finds everything up; a stop waits for a start. The
+# servers are launched with the lock's descriptor closed (9>&-), else they would hold it forever.
+locked() {
+	mkdir -p "$STATE"
+	exec 9>"$STATE/cluster.lock"
+	if ! flock -n 9; then
+		log "waiting for another deploy/cluster.sh start or stop (lock $STATE/cluster.lock)"
+		flock 9
+	fi
+	"$@"
+}
+
 case "${1:-}" in
 install) install ;;
-start) start ;;
-stop) stop ;;
+start) locked start ;;
+stop) locked stop ;;
 status) status ;;
 # env: the addresses, as shell assignments (for eval, and for the cluster tests).
 env) printf 'TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR=%s\nTRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS=%s\nTRIBUTARY_TEST_CLUSTER_NAME=tributary\n' "$(ch_addrs)" "$(kafka_addrs)" ;;
-reset) stop; rm -rf "$DIR"; log "removed $DIR" ;;
+reset) locked stop; rm -rf "$DIR"; log "removed $DIR" ;;
 kill) [ -n "${2:-}" ] || die "usage: $0 kill NODE (zookeeper, ch1..ch4, kafka1..kafka3)"; kill_node "$2" ;;
 start-node) [ -n "${2:-}" ] || die "usage: $0 start-node NODE (zookeeper, ch1..ch4, kafka1..kafka3)"; start_node "$2" ;;
-*) echo "usage: $0 install|start|stop|status|reset|env|kill NODE|start-node NODE" >&2; exit 2 ;;
+logs) [ -n "${2:-}" ] || die "usage: $0 logs NODE [LINES] (zookeeper, ch1..ch4, kafka1..kafka3)"; node_logs "$2" "${3:-40}" ;;
+*) echo "usage: $0 install|start|stop|status|reset|env|kill NODE|start-node NODE|logs NODE [LINES]" >&2; exit 2 ;;
 esac

@@ -176,7 +176,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 	dashboard(t, rec, conn, db, root, base)
 
 	rec.at("retention (internal/retention)")
-	dropped, err := retention.Enforce(ctx, conn, db, retention.Config{EventsDays: 30, MetricsDays: 30, RollupsDays: 400, Interval: time.Hour}, now)
+	dropped, err := retention.Enforce(ctx, conn, chdb.Config{Database: db}, retention.Config{EventsDays: 30, MetricsDays: 30, RollupsDays: 400, Interval: time.Hour}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ const retentionUsage = `Usage: tributary retention [once]
 Drops whole daily partitions of the events, metrics and rollups tables older than their
 retention (TRIBUTARY_RETENTION_EVENTS_DAYS, _METRICS_DAYS, _ROLLUPS_DAYS; 0 keeps everything),
 now and then every TRIBUTARY_RETENTION_INTERVAL, until stopped; "once" runs one pass and exits.
+With TRIBUTARY_CLICKHOUSE_CLUSTER set it drops them on every shard and replica (ON CLUSTER).
 Needs a ClickHouse user that may ALTER (TRIBUTARY_CLICKHOUSE_*).
 
 Example:
@@ -47,9 +48,9 @@ func runRetention(ctx context.Context, env *Env, args []string) error {
 	}
 	defer conn.Close()
 	if !once {
-		return retention.Run(ctx, conn, role.ClickHouse.Database, role.Config, env.Log)
+		return retention.Run(ctx, conn, role.ClickHouse, role.Config, env.Log)
 	}
-	dropped, err := retention.Enforce(ctx, conn, role.ClickHouse.Database, role.Config, time.Now())
+	dropped, err := retention.Enforce(ctx, conn, role.ClickHouse, role.Config, time.Now())
 	for _, d := range dropped {
 		fmt.Fprintf(env.Stdout, "dropped %s partition %s\n", d.Table, d.Partition)
 	}

@@ -15,6 +15,7 @@ import (
 // stop and start the clusters' servers (a package's tests run one after another; packages run in
 // parallel). The figures are make bench's business.
 func TestBenchClusterScenario(t *testing.T) {
+	clusterUp(t)
 	root := testenv.RepoRoot(t)
 	e := &bench.Env{Brokers: testenv.KafkaBrokers(t), ClickHouseAddr: testenv.ClickHouseAddr(t), Binary: testenv.Binary(t),
 		Short: true, StateDir: root + "/.state", Log: logWriter{t},

@@ -1,6 +1,7 @@
 // Package retention drops whole daily partitions older than each table's retention. Dropping
 // partitions works the same on ClickHouse 18.16 and current releases (TTL does not exist on 18.16),
-// and frees space at once, without rewriting data.
+// and frees space at once, without rewriting data. On a cluster it drops them from the
+// replicated local tables of every shard and replica (ON CLUSTER).
 package retention
 
 import (
@@ -9,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/schemas"
 )
 
@@ -42,15 +45,40 @@ type Dropped struct {
 	Partition string // YYYYMMDD
 }
 
-// Enforce drops, in database, every partition of events (and its indexes, events_by_trace and
-// events_by_attr),
-// metrics and rollups whose day ended more than the table's retention before now. A partition of day D is kept while D >= today - days.
-func Enforce(ctx context.Context, conn driver.Conn, database string, cfg Config, now time.Time) ([]Dropped, error) {
+// tableDays is each table's retention in days under cfg.
+func tableDays(cfg Config) map[string]int {
+	return map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_by_attr": cfg.EventsDays,
+		"metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
+}
+
+// Enforce drops, in ch.Database, every partition of events (and its indexes, events_by_trace and
+// events_by_attr), metrics and rollups whose day ended more than the table's retention before
+// now. A partition of day D is kept while D >= today - days.
+//
+// On a cluster (ch.Cluster set) the rows are in the Replicated <table>_local tables of each shard
+// (the Distributed tables hold none): Enforce lists their partitions on one replica of every shard
+// (cluster() over system.parts) and drops each old one with ALTER TABLE <table>_local ON CLUSTER
+// ... DROP PARTITION, which every server runs and every replica of a shard applies; Dropped then
+// names the _local table. ClickHouse 18.16 has no TTL, so partitions are dropped on clusters too.
+func Enforce(ctx context.Context, conn driver.Conn, ch chdb.Config, cfg Config, now time.Time) ([]Dropped, error) {
+	database, cluster := ch.Database, ch.Cluster
 	if !schemas.ValidIdentifier(database) {
 		return nil, fmt.Errorf("retention: database %q is not a valid identifier", database)
 	}
-	days := map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_by_attr": cfg.EventsDays, "metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
-	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND active AND table IN ('events', 'events_by_trace', 'events_by_attr', 'metrics', 'rollups')", database)
+	if cluster != "" && !schemas.ValidIdentifier(cluster) {
+		return nil, fmt.Errorf("retention: cluster %q is not a valid identifier", cluster)
+	}
+	days := tableDays(cfg)
+	parts, suffix, on := "system.parts", "", ""
+	if cluster != "" {
+		parts, suffix, on = "cluster('"+cluster+"', system, parts)", "_local", " ON CLUSTER "+cluster
+	}
+	var names []string
+	for _, t := range []string{"events", "events_by_trace", "events_by_attr", "metrics", "rollups"} {
+		names = append(names, "'"+t+suffix+"'")
+	}
+	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM "+parts+" WHERE database = ? AND active AND table IN ("+
+		strings.Join(names, ", ")+") ORDER BY table, partition", database)
 	if err != nil {
 		return nil, fmt.Errorf("retention: list partitions: %w", err)
 	}
@@ -61,7 +89,7 @@ func Enforce(ctx context.Context, conn driver.Conn, database string, cfg Config,
 			rows.Close()
 			return nil, fmt.Errorf("retention: list partitions: %w", err)
 		}
-		keep := days[d.Table]
+		keep := days[strings.TrimSuffix(d.Table, suffix)]
 		day, err := time.Parse("20060102", d.Partition)
 		if keep == 0 || err != nil {
 			continue
@@ -79,7 +107,7 @@ func Enforce(ctx context.Context, conn driver.Conn, database string, cfg Config,
 		if _, err := strconv.Atoi(d.Partition); err != nil {
 			continue // only our numeric daily partitions
 		}
-		if err := conn.Exec(ctx, "ALTER TABLE "+database+"."+d.Table+" DROP PARTITION "+d.Partition); err != nil {
+		if err := conn.Exec(ctx, "ALTER TABLE "+database+"."+d.Table+on+" DROP PARTITION "+d.Partition); err != nil {
 			return dropped, fmt.Errorf("retention: drop %s partition %s: %w", d.Table, d.Partition, err)
 		}
 		dropped = append(dropped, d)
@@ -87,11 +115,11 @@ func Enforce(ctx context.Context, conn driver.Conn, database string, cfg Config,
 	return dropped, nil
 }
 
-// Run enforces retention now and then every cfg.Interval until ctx ends; errors are logged and
-// retried at the next interval.
-func Run(ctx context.Context, conn driver.Conn, database string, cfg Config, log *slog.Logger) error {
+// Run enforces retention in ch's database (on its cluster, if set) now and then every
+// cfg.Interval until ctx ends; errors are logged and retried at the next interval.
+func Run(ctx context.Context, conn driver.Conn, ch chdb.Config, cfg Config, log *slog.Logger) error {
 	for {
-		dropped, err := Enforce(ctx, conn, database, cfg, time.Now())
+		dropped, err := Enforce(ctx, conn, ch, cfg, time.Now())
 		if err != nil {
 			log.Error("retention", "err", err)
 		}

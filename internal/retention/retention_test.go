@@ -3,9 +3,11 @@ package retention_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer/consumertest"
 	"github.com/tributary/tributary/internal/retention"
 	"github.com/tributary/tributary/internal/testenv"
@@ -30,7 +32,7 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 	if err := consumertest.RollUp(ctx, conn, cfg.Database, ms, []time.Duration{time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	dropped, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, RollupsDays: 0, Interval: time.Hour}, now)
+	dropped, err := retention.Enforce(ctx, conn, cfg, retention.Config{EventsDays: 7, MetricsDays: 1, RollupsDays: 0, Interval: time.Hour}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,8 +49,17 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 	if len(dropped) != 9 {
 		t.Fatalf("dropped %v, want 2 events, 2 trace index, 2 attribute index and 3 metrics partitions", dropped)
 	}
-	again, err := retention.Enforce(ctx, conn, cfg.Database, retention.Config{EventsDays: 7, MetricsDays: 1, Interval: time.Hour}, now)
+	again, err := retention.Enforce(ctx, conn, cfg, retention.Config{EventsDays: 7, MetricsDays: 1, Interval: time.Hour}, now)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second run dropped %v, %v", again, err)
+	}
+}
+
+func TestBadNamesAreRefused(t *testing.T) {
+	for _, cfg := range []chdb.Config{{Database: "bad-db"}, {Database: "tributary", Cluster: "bad cluster"}} {
+		_, err := retention.Enforce(context.Background(), nil, cfg, retention.Config{Interval: time.Hour}, time.Now())
+		if err == nil || !strings.Contains(err.Error(), "retention: ") || !strings.Contains(err.Error(), "\"bad") {
+			t.Errorf("Enforce with %+v: %v, want an error naming the bad name", cfg, err)
+		}
 	}
 }

@@ -145,11 +145,10 @@ type windowAgg struct {
 	sum, min, max float64
 }
 
-func readWindows(t testing.TB, conn driver.Conn, q string) map[seriesWindow]windowAgg {
-	t.Helper()
+func readWindows(conn driver.Conn, q string) (map[seriesWindow]windowAgg, error) {
 	rows, err := conn.Query(context.Background(), q)
 	if err != nil {
-		t.Fatalf("%s: %v", q, err)
+		return nil, fmt.Errorf("%s: %w", q, err)
 	}
 	defer rows.Close()
 	out := map[seriesWindow]windowAgg{}
@@ -157,14 +156,14 @@ func readWindows(t testing.TB, conn driver.Conn, q string) map[seriesWindow]wind
 		var k seriesWindow
 		var a windowAgg
 		if err := rows.Scan(&k.tenant, &k.name, &k.unit, &k.typ, &k.attrs, &k.start, &a.n, &a.sum, &a.min, &a.max); err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("%s: %w", q, err)
 		}
 		out[k] = a
 	}
 	if err := rows.Err(); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("%s: %w", q, err)
 	}
-	return out
+	return out, nil
 }
 
 // RollupsMatchRaw checks with SQL over database's tables that, for every series and window of each
@@ -174,24 +173,41 @@ func readWindows(t testing.TB, conn driver.Conn, q string) map[seriesWindow]wind
 // choosing the series compared, "1" for all. It returns the number of windows compared.
 func RollupsMatchRaw(t testing.TB, conn driver.Conn, database string, tiers []int64, where string) int {
 	t.Helper()
+	n, err := RollupsDiffRaw(conn, database, tiers, where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// RollupsDiffRaw is RollupsMatchRaw's check without a test: it returns the first difference (or
+// query error) as an error, for waiting until a worker has written every window
+// (EventuallyNil), and the number of windows compared.
+func RollupsDiffRaw(conn driver.Conn, database string, tiers []int64, where string) (int, error) {
 	compared := 0
 	for _, tier := range tiers {
-		raw := readWindows(t, conn, fmt.Sprintf(rawWindowsSQL, database, tier, where))
-		rolled := readWindows(t, conn, fmt.Sprintf(rollupWindowsSQL, database, tier, where))
+		raw, err := readWindows(conn, fmt.Sprintf(rawWindowsSQL, database, tier, where))
+		if err != nil {
+			return compared, err
+		}
+		rolled, err := readWindows(conn, fmt.Sprintf(rollupWindowsSQL, database, tier, where))
+		if err != nil {
+			return compared, err
+		}
 		if len(raw) != len(rolled) {
-			t.Fatalf("tier %ds: %d windows in the raw metrics, %d in the rollups", tier, len(raw), len(rolled))
+			return compared, fmt.Errorf("tier %ds: %d windows in the raw metrics, %d in the rollups", tier, len(raw), len(rolled))
 		}
 		for k, r := range raw {
 			g, ok := rolled[k]
 			if !ok {
-				t.Fatalf("tier %ds: window %+v of the raw metrics has no rollup", tier, k)
+				return compared, fmt.Errorf("tier %ds: window %+v of the raw metrics has no rollup", tier, k)
 			}
 			if g.n != r.n || g.min != r.min || g.max != r.max || math.Abs(g.sum-r.sum) > 1e-9*math.Max(1, math.Abs(r.sum)) {
-				t.Fatalf("tier %ds: window %+v: rollups n=%d sum=%v min=%v max=%v, raw n=%d sum=%v min=%v max=%v",
+				return compared, fmt.Errorf("tier %ds: window %+v: rollups n=%d sum=%v min=%v max=%v, raw n=%d sum=%v min=%v max=%v",
 					tier, k, g.n, g.sum, g.min, g.max, r.n, r.sum, r.min, r.max)
 			}
 		}
 		compared += len(raw)
 	}
-	return compared
+	return compared, nil
 }
