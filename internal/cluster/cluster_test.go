@@ -133,10 +133,14 @@ func TestClusterAnswersEqualSingleNode(t *testing.T) {
 }
 
 // Four workers of one group on the cluster (topics of 4 partitions, so each can own one) store and
-// answer exactly what one worker does, replays included: rebalances as the four join are replays too.
+// answer exactly what one worker does, re-sent records included. The four own their partitions
+// before the records arrive: a re-sent metric whose two copies are counted by different workers
+// (its partition moved in between) counts twice in the rollups, as docs/operations.md ("Re-sent
+// records") says; with the load produced first, that happened now and then (CI, and a local run:
+// a window with n=2 for one raw point).
 func TestFourConsumersEqualOne(t *testing.T) {
 	ctx := context.Background()
-	kcfg, es := loadKafka(t)
+	kcfg := clusterTopics(t)
 	one, four := clusterConfig(t, clusterCH[0]), clusterConfig(t, clusterCH[2])
 	for _, c := range []chdb.Config{one, four} {
 		if _, err := chdb.MigrateConfig(ctx, open(t, c, false), c); err != nil {
@@ -150,9 +154,7 @@ func TestFourConsumersEqualOne(t *testing.T) {
 		c.ClickHouse.Addr = []string{clusterCH[i]} // each worker through its own server
 		runWorker(t, c)
 	}
-	waitStored(t, open(t, one, true), open(t, four, true))
-	// The four share the work: each comes to own partitions. Polled: the records may all be stored
-	// before the last worker has joined the group (a rebalance moves partitions to it then).
+	// The four share the work: each owns partitions, and the group is stable.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...))
 	if err != nil {
 		t.Fatal(err)
@@ -169,10 +171,12 @@ func TestFourConsumersEqualOne(t *testing.T) {
 				owners++
 			}
 		}
-		if owners != 4 {
+		if owners != 4 || groups[w.Group].State != "Stable" {
 			return fmt.Errorf("group %s (%s): %d members own partitions, want 4", w.Group, groups[w.Group].State, owners)
 		}
 		return nil
 	})
+	es := produceLoad(t, kcfg)
+	waitStored(t, open(t, one, true), open(t, four, true))
 	sameAnswers(t, "one worker", "four workers", one, four, es)
 }

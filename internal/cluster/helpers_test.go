@@ -282,6 +282,19 @@ func waitStored(t *testing.T, conns ...driver.Conn) {
 func sameAnswers(t *testing.T, an, bn string, ca, sa chdb.Config, es []schemas.Event) {
 	t.Helper()
 	ctx := context.Background()
+	// Both sides complete first: every replica has every part (a read may go to either replica of
+	// a shard), and every rollup window holds what the raw rows do (workers write windows after
+	// the rows; ordering series by count on a side still writing would differ from the other's).
+	for _, c := range []chdb.Config{ca, sa} {
+		if c.Cluster != "" {
+			syncReplicas(t, c)
+		}
+		conn := open(t, c, true)
+		testenv.EventuallyNil(t, "the rollups of "+c.Database+" to match its raw metrics", time.Minute, func() error {
+			_, err := testenv.RollupsDiffRaw(conn, c.Database, []int64{60, 3600}, "1")
+			return err
+		})
+	}
 	count := func(conn driver.Conn, sql string) uint64 {
 		var n uint64
 		if err := conn.QueryRow(ctx, sql).Scan(&n); err != nil {
@@ -353,17 +366,17 @@ func sameAnswers(t *testing.T, an, bn string, ca, sa chdb.Config, es []schemas.E
 	}
 }
 
-// loadKafka creates fresh topics of 4 partitions on the Kafka cluster (replication factor 3,
-// min.insync.replicas 2: the brokers' defaults) and produces records(3000) to them, the first 500
-// events and metrics twice (replays). It returns the topics' config and the events.
-func loadKafka(t *testing.T) (kafka.Config, []schemas.Event) {
+// clusterTopics creates fresh topics of 4 partitions on the Kafka cluster (replication factor 3,
+// min.insync.replicas 2: the brokers' defaults), deleted when the test ends, and returns their
+// config.
+func clusterTopics(t *testing.T) kafka.Config {
 	t.Helper()
 	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
+	t.Cleanup(cl.Close) // after the topics' deletion below (cleanups run last first)
 	adm := kadm.NewClient(cl)
 	topics := []string{testenv.Unique("events"), testenv.Unique("metrics"), testenv.Unique("rollups"), testenv.Unique("dlq")}
 	resp, err := adm.CreateTopics(ctx, 4, 3, nil, topics...)
@@ -376,7 +389,20 @@ func loadKafka(t *testing.T) (kafka.Config, []schemas.Event) {
 	t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topics...) })
 	kcfg := kafka.Config{Brokers: clusterKafka, ClientID: "cluster-it", EventsTopic: topics[0], MetricsTopic: topics[1],
 		RollupsTopic: topics[2], DLQTopic: topics[3], TopicPartitions: 4, TopicReplication: 3}
+	return kcfg
+}
 
+// produceLoad writes 3,000 events and 3,000 metrics to kcfg's topics, the first 500 of each
+// twice (replays, keyed as the SDK keys them: a replay goes to its original's partition), and
+// returns the events.
+func produceLoad(t *testing.T, kcfg kafka.Config) []schemas.Event {
+	t.Helper()
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(clusterKafka...), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	es, ms := records(3000)
 	codec, err := schemas.NewCodec()
 	if err != nil {
@@ -398,8 +424,14 @@ func loadKafka(t *testing.T) (kafka.Config, []schemas.Event) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce to the Kafka cluster: %v", err)
 	}
+	return es
+}
 
-	return kcfg, es
+// loadKafka is clusterTopics then produceLoad.
+func loadKafka(t *testing.T) (kafka.Config, []schemas.Event) {
+	t.Helper()
+	kcfg := clusterTopics(t)
+	return kcfg, produceLoad(t, kcfg)
 }
 
 // workerConfig is a worker of a fresh group reading kcfg's topics into ch, rollups on.
