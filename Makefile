@@ -15,7 +15,7 @@ test:
 	@bash deploy/test.sh
 
 # The benchmark harness (cmd/tributary-bench, not part of the tributary binary): real servers, every
-# scenario, writes BENCHMARKS.md and BENCHMARKS.json (about 12 minutes). BENCH_FLAGS=-short for a
+# scenario, writes BENCHMARKS.md and BENCHMARKS.json (about 30 minutes). BENCH_FLAGS=-short for a
 # smoke run, BENCH_FLAGS='-only query' for one scenario.
 bench:
 	@bash deploy/bench.sh

@@ -144,7 +144,7 @@ func (r *Report) Markdown() string {
 		(time.Duration(r.Seconds) * time.Second).String())
 	fmt.Fprintf(&b, "spread (min-max) across runs, and where there is a baseline, it was measured in the same run and the\n")
 	fmt.Fprintf(&b, "ratio is the median of the per-run ratios value/baseline. The same figures are in BENCHMARKS.json.\n\n")
-	fmt.Fprintf(&b, "Reproduce: `make bench` (about 12 minutes; `make bench BENCH_FLAGS=-short` for a smoke run,\n")
+	fmt.Fprintf(&b, "Reproduce: `make bench` (about 30 minutes; `make bench BENCH_FLAGS=-short` for a smoke run,\n")
 	fmt.Fprintf(&b, "`BENCH_FLAGS='-only query'` for one scenario). It installs and starts the local servers as `make test` does.\n\n")
 	if r.Mode == "short" {
 		b.WriteString("**Short mode**: a few seconds per scenario, to keep the harness working. These figures measure little " +
