@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -706,9 +705,8 @@ func crash(t *testing.T, nodes ...string) (restart func()) {
 				clusterCmd(t, "start-node", n)
 			}
 			testenv.EventuallyNil(t, "cluster.sh status to find every node up", 2*time.Minute, func() error {
-				out, err := exec.Command("bash", clusterScript(t), "status").CombinedOutput()
-				if err != nil {
-					return fmt.Errorf("%v:\n%s", err, out)
+				if down, status := downNodes(); len(down) > 0 {
+					return fmt.Errorf("%v down:\n%s", down, status)
 				}
 				return nil
 			})
@@ -723,17 +721,8 @@ func crash(t *testing.T, nodes ...string) (restart func()) {
 // fails the test with its output when it fails.
 func clusterCmd(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.Command("bash", append([]string{clusterScript(t)}, args...)...).CombinedOutput()
+	out, err := exec.Command("bash", append([]string{clusterSh}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-}
-
-func clusterScript(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "deploy", "cluster.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
