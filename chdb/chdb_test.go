@@ -25,13 +25,22 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if len(applied) != 0 {
 		t.Fatalf("second migrate applied %v again", applied)
 	}
-	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_by_attr", "events_by_attr_mv", "metrics", "rollups", "schema_migrations"} {
+	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_by_attr_hash", "events_by_attr_hash_mv", "metrics", "rollups", "schema_migrations"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n != 1 {
 			t.Errorf("table %s.%s missing", cfg.Database, table)
+		}
+	}
+	for _, table := range []string{"events_by_attr", "events_by_attr_mv"} { // replaced by events_by_attr_hash (0007)
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("table %s.%s still there", cfg.Database, table)
 		}
 	}
 	if _, err := chdb.Migrate(ctx, conn, "bad-name; DROP"); err == nil {
@@ -139,5 +148,57 @@ func TestMigrateAfterACrashBetweenAnyTwoStatements(t *testing.T) {
 		if got := schemaOf(t, conn, db); got != want {
 			t.Fatalf("crash after statement %d: schema\n%s\nwant:\n%s", k, got, want)
 		}
+	}
+}
+
+// A database that events reached before migration 0007 gets them in the new attribute index: the
+// upgrade indexes every stored event's attributes and drops the old index.
+func TestMigrateIndexesStoredEventsByAttributeHash(t *testing.T) {
+	ref := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, ref)
+	ctx := context.Background()
+	migrations, err := schemas.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := freshDatabase(t, conn)
+	if err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations {
+		if m.Version >= 7 {
+			break
+		}
+		for _, stmt := range m.Statements {
+			sql, _ := schemas.Render(stmt, db)
+			if err := conn.Exec(ctx, sql); err != nil {
+				t.Fatalf("migration %d: %v", m.Version, err)
+			}
+		}
+	}
+	// 1,000 events of three attributes each, stored before the upgrade.
+	if err := conn.Exec(ctx, "INSERT INTO "+db+".events (tenant, event_id, type, name, timestamp, timestamp_us, attr_keys, attr_values) "+
+		"SELECT 'acme', toString(number), 'node_failed', 'n', toDateTime(1764000000 + number), (1764000000 + number) * 1000000, "+
+		"['host', 'region', 'n'], [concat('h', toString(number % 10)), ['eu', 'us'][number % 2 + 1], toString(number)] FROM system.numbers LIMIT 1000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chdb.Migrate(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	var rows, eu, h3eu uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), countIf(attr_hash = cityHash64('region', 'eu')), "+
+		"(SELECT count() FROM (SELECT event_id FROM "+db+".events_by_attr_hash WHERE attr_hash IN (cityHash64('host', 'h3'), cityHash64('region', 'us')) "+
+		"GROUP BY event_id HAVING uniqExact(attr_hash) = 2)) FROM "+db+".events_by_attr_hash FINAL").Scan(&rows, &eu, &h3eu); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3000 || eu != 500 || h3eu != 100 {
+		t.Errorf("after the upgrade the index has %d rows (want 3000), %d of region=eu (want 500), %d events of host=h3 and region=us (want 100)", rows, eu, h3eu)
+	}
+	var old uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('events_by_attr', 'events_by_attr_mv')", db).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if old != 0 {
+		t.Errorf("the old attribute index is still there (%d tables)", old)
 	}
 }

@@ -34,11 +34,12 @@ import (
 // events (its materialized view writes on the event's shard); metrics by record id; rollups by
 // series. A migration creating a table not listed here fails in cluster mode.
 var shardingKeys = map[string]string{
-	"events":          "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
-	"events_by_attr":  "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
-	"events_by_trace": "cityHash64(trace_id)",
-	"metrics":         "cityHash64(metric_id)",
-	"rollups":         "series_id",
+	"events":              "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
+	"events_by_attr":      "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
+	"events_by_attr_hash": "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
+	"events_by_trace":     "cityHash64(trace_id)",
+	"metrics":             "cityHash64(metric_id)",
+	"rollups":             "series_id",
 }
 
 // clusterSettings apply to every connection in cluster mode:
@@ -59,6 +60,7 @@ var (
 	createViewRE  = regexp.MustCompile(`(?is)^\s*CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s+TO\s+([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
 	fromRE        = regexp.MustCompile(`(?i)\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b`)
 	insertRE      = regexp.MustCompile(`(?is)^\s*INSERT\s+INTO\s`)
+	dropTableRE   = regexp.MustCompile(`(?is)^\s*DROP\s+TABLE\s+IF\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\s*$`)
 )
 
 // clusterStatements rewrites one rendered single-server statement of database into what cluster
@@ -105,6 +107,11 @@ func clusterStatements(sql, database, cluster string) ([]string, error) {
 		sel := fromRE.ReplaceAllString(m[5], "FROM ${1}.${2}_local")
 		return []string{"CREATE MATERIALIZED VIEW IF NOT EXISTS " + m[1] + "." + m[2] + on +
 			" TO " + m[3] + "." + m[4] + "_local AS " + sel}, nil
+	}
+	if m := dropTableRE.FindStringSubmatch(sql); m != nil {
+		// A table is its Distributed table and its local tables; a materialized view has no
+		// _local twin, so the second statement finds nothing to drop.
+		return []string{"DROP TABLE IF EXISTS " + m[1] + "." + m[2] + on, "DROP TABLE IF EXISTS " + m[1] + "." + m[2] + "_local" + on}, nil
 	}
 	if insertRE.MatchString(sql) {
 		// Backfills read and write the Distributed tables: rows move to the shard of their key.

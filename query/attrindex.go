@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -12,27 +13,31 @@ import (
 )
 
 // pageByAttr finds the page of an event filter with attribute conditions in the attribute index
-// (events_by_attr, ordered by tenant, key, value and time) instead of scanning events: the index
-// rows of the filter's first attribute key (in sorted order) that satisfy the whole filter give
-// the page's (tenant, type, timestamp, event_id), in the page's order.
+// (events_by_attr_hash, one row per event and attribute, ordered by tenant, the attribute's hash
+// cityHash64(key, value) and time) instead of scanning events: the index rows of the filter's
+// attributes that satisfy its other conditions, grouped by event and kept when the event has
+// every one of the attributes, give the page's (tenant, type, timestamp, event_id), in the page's
+// order. The events are then read from events, which checks the attributes themselves (see
+// eventsByKey).
 //
 // ClickHouse 18.16 sorts every matching row before applying LIMIT, so a frequent value (a
 // four-valued region across 10M events) would cost a sort of millions of rows. It therefore
-// reads a time window at the page's end of the range first, sized from the value's row count so
-// that it probably holds the page, and widens it eightfold until it holds the page or covers the
-// whole range. A window holding a full page holds exactly the first rows of the whole range.
+// reads a time window at the page's end of the range first, sized from the row count of the
+// filter's first attribute (in sorted key order) so that it probably holds the page, and widens it
+// eightfold until it holds the page or covers the whole range. A window holding a full page holds
+// exactly the first rows of the whole range.
 func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
-	key := slices.Sorted(maps.Keys(f.Attributes))[0]
+	keys := slices.Sorted(maps.Keys(f.Attributes))
 	db := s.cfg.ClickHouse.Database
 
-	// The value's rows and time span within the requested range (cheap: key columns only).
+	// The first attribute's rows and time span within the requested range (cheap: key columns only).
 	stat := Filter{Start: f.Start, End: f.End, scope: f.scope}
 	cond, args := where(stat, "events")
-	cond = andCond(cond, "attr_key = ? AND attr_value = ?")
-	args = append(args, key, f.Attributes[key])
+	cond = andCond(cond, "attr_hash = cityHash64(?, ?)")
+	args = append(args, keys[0], f.Attributes[keys[0]])
 	var n uint64
 	var lo, hi uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count(), min(timestamp_us), max(timestamp_us) FROM "+db+".events_by_attr"+cond, args...).
+	if err := s.conn.QueryRow(ctx, "SELECT count(), min(timestamp_us), max(timestamp_us) FROM "+db+".events_by_attr_hash"+cond, args...).
 		Scan(&n, &lo, &hi); err != nil {
 		return nil, fmt.Errorf("query events by attribute: %w", err)
 	}
@@ -43,9 +48,18 @@ func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
 	need := uint64(f.Offset + f.Limit)
 	frac := min(1.0, 4*float64(need)/float64(n))
 
+	// The filter's other conditions apply to the index's own columns (type, name, span_id, time).
+	other := f
+	other.Attributes = nil
+	hashes := make([]string, len(keys))
+	var hargs []any
+	for i, k := range keys {
+		hashes[i] = "attr_hash = cityHash64(?, ?)"
+		hargs = append(hargs, k, f.Attributes[k])
+	}
 	var refs []eventRef
 	for {
-		w := f
+		w := other
 		width := uint64(float64(hi-lo) * frac)
 		if frac < 1 {
 			// Window [a, b) in microseconds, at the end of the range the page starts from.
@@ -62,12 +76,15 @@ func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
 			}
 		}
 		cond, args := where(w, "events")
-		cond = andCond(cond, "attr_key = ? AND attr_value = ?")
-		args = append(args, key, f.Attributes[key])
+		cond = andCond(cond, "("+strings.Join(hashes, " OR ")+")")
+		args = append(args, hargs...)
 		tail, targs := orderLimit(f, "event_id")
+		// Replays of an event repeat its index rows until ClickHouse merges them: count each
+		// attribute once.
 		var err error
-		refs, err = s.eventRefs(ctx, "SELECT DISTINCT tenant, type, timestamp, event_id, timestamp_us FROM "+db+".events_by_attr"+cond+tail,
-			append(args, targs...))
+		refs, err = s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+db+".events_by_attr_hash"+cond+
+			" GROUP BY tenant, type, timestamp, event_id, timestamp_us HAVING uniqExact(attr_hash) = ?"+tail,
+			append(append(args, len(keys)), targs...))
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +129,10 @@ func (s *Server) eventRefs(ctx context.Context, sql string, args []any) ([]event
 // refs travel as an external table (sent beside the statement in the native protocol), so the
 // statement's size does not grow with the page: a literal IN list of 10,000 UUID keys passed
 // ClickHouse's max_query_size (256 KiB) at about 2,800 rows.
-func (s *Server) eventsByKey(ctx context.Context, refs []eventRef, descending bool) ([]EventJSON, error) {
+//
+// Rows that lack f's attributes are left out (the attribute index finds events by a hash of each
+// attribute; this makes a collision visible as a short answer rather than a wrong one).
+func (s *Server) eventsByKey(ctx context.Context, refs []eventRef, f Filter) ([]EventJSON, error) {
 	if len(refs) == 0 {
 		return []EventJSON{}, nil
 	}
@@ -127,12 +147,19 @@ func (s *Server) eventsByKey(ctx context.Context, refs []eventRef, descending bo
 		}
 	}
 	dir := "ASC"
-	if descending {
+	if f.Descending {
 		dir = "DESC"
 	}
 	sql := eventColumns + s.cfg.ClickHouse.Database + ".events FINAL WHERE (tenant, type, timestamp, event_id) IN" +
-		" (SELECT tenant, type, timestamp, event_id FROM page_refs) ORDER BY timestamp_us " + dir + ", event_id " + dir
-	return s.readEvents(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), sql, nil)
+		" (SELECT tenant, type, timestamp, event_id FROM page_refs)"
+	var args []any
+	if len(f.Attributes) > 0 {
+		var c string
+		c, args = attrConds(f.Attributes)
+		sql += " AND " + c
+	}
+	sql += " ORDER BY timestamp_us " + dir + ", event_id " + dir
+	return s.readEvents(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), sql, args)
 }
 
 // andCond adds c to a WHERE clause built by where.

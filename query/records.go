@@ -157,23 +157,40 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 		}
 		return out, false, err
 	}
+	scan := func() ([]eventRef, error) {
+		cond, args := where(f, "events")
+		tail, targs := orderLimit(f, "event_id")
+		return s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
+			append(args, targs...))
+	}
 	var refs []eventRef
 	var err error
 	if len(f.Attributes) > 0 {
 		refs, err = s.pageByAttr(ctx, f)
 	} else {
-		cond, args := where(f, "events")
-		tail, targs := orderLimit(f, "event_id")
-		refs, err = s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
-			append(args, targs...))
+		refs, err = scan()
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if len(refs) > limit {
-		refs, more = refs[:limit], true
+	page := func() ([]EventJSON, bool, error) {
+		more := len(refs) > limit
+		if more {
+			refs = refs[:limit]
+		}
+		out, err := s.eventsByKey(ctx, refs, f)
+		return out, more, err
 	}
-	out, err := s.eventsByKey(ctx, refs, f.Descending)
+	out, more, err := page()
+	if err == nil && len(out) < len(refs) && len(f.Attributes) > 0 {
+		// An index row named an event that lacks the attributes: two attributes' hashes collided
+		// (or retention dropped the event between the two reads). Scan events instead.
+		s.log.Warn("attribute index row without a matching event: answering from events", "attributes", f.Attributes)
+		if refs, err = scan(); err != nil {
+			return nil, false, err
+		}
+		out, more, err = page()
+	}
 	return out, more, err
 }
 

@@ -134,6 +134,35 @@ func TestEventFiltersMatchBruteForce(t *testing.T) {
 		})
 }
 
+// An attribute index row that names an event without the attribute (what a collision of two
+// attributes' hashes would leave) does not put that event in an answer: the page comes from events.
+func TestAttributeHashCollisionAnswersFromEvents(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	conn := testenv.OpenClickHouse(t, f.chcfg)
+	// e0001 has node_id node_1; give it a row saying node_4, as a colliding attribute would.
+	if err := conn.Exec(ctx, "INSERT INTO "+f.chcfg.Database+".events_by_attr_hash (tenant, attr_hash, timestamp, timestamp_us, event_id, type, name, trace_id, span_id) "+
+		"SELECT tenant, cityHash64('node_id', 'node_4'), timestamp, timestamp_us, event_id, type, name, trace_id, span_id FROM "+
+		f.chcfg.Database+".events WHERE event_id = 'e0001'"); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{3, 1000} {
+		var want []string
+		for _, e := range f.events {
+			if e.Attributes["node_id"] == "node_4" && len(want) < limit {
+				want = append(want, e.EventID)
+			}
+		}
+		got, _, err := f.client.QueryEvents(ctx, query.Filter{Attributes: map[string]string{"node_id": "node_4"}, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := ids(got, func(e schemas.Event) string { return e.EventID }); fmt.Sprint(g) != fmt.Sprint(want) {
+			t.Errorf("limit %d: got %d events %v, want %d %v", limit, len(g), head(g), len(want), head(want))
+		}
+	}
+}
+
 func TestMetricFiltersMatchBruteForce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

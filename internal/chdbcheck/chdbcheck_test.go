@@ -118,7 +118,7 @@ func compare(t *testing.T, e engine, r *replayResult, steps []*step) {
 func checkCoverage(t *testing.T, steps []*step, db string) {
 	t.Helper()
 	want := []struct{ what, re string }{
-		{"the migrations' DDL", `CREATE TABLE IF NOT EXISTS ` + db + `\.events_by_attr\b`},
+		{"the migrations' DDL", `CREATE TABLE IF NOT EXISTS ` + db + `\.events_by_attr_hash\b`},
 		{"the migrations' materialized views", `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + db + `\.events_by_trace_mv`},
 		{"the migrations' ADD COLUMN", `ALTER TABLE ` + db + `\.rollups ADD COLUMN sketch_p99`},
 		{"migrate's column check", `FROM system\.columns`},
@@ -130,7 +130,7 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 		{"LatestWindows", `toUInt32\(max\(window_start\)\)`},
 		{"events by key (page_refs)", `FROM page_refs`},
 		{"trace reads", `events_by_trace FINAL WHERE`},
-		{"the attribute index", `FROM ` + db + `\.events_by_attr WHERE`},
+		{"the attribute index", `FROM ` + db + `\.events_by_attr_hash WHERE`},
 		{"tenant scoping", `tenant = 'acme'`},
 		{"raw aggregates", `quantilesExact\(`},
 		{"rollup aggregates", `argMax\(tuple\(`},

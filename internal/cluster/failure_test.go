@@ -518,7 +518,7 @@ func (r *failureRun) endOffsets(t *testing.T, topic string) int64 {
 type tableCounts struct{ events, eventsByTrace, eventsByAttr, metrics, rollups uint64 }
 
 func (c tableCounts) String() string {
-	return fmt.Sprintf("events %d, events_by_trace %d, events_by_attr %d, metrics %d, rollups %d",
+	return fmt.Sprintf("events %d, events_by_trace %d, events_by_attr_hash %d, metrics %d, rollups %d",
 		c.events, c.eventsByTrace, c.eventsByAttr, c.metrics, c.rollups)
 }
 
@@ -536,7 +536,7 @@ func localCounts(t *testing.T, cfg chdb.Config) tableCounts {
 	defer conn.Close()
 	var c tableCounts
 	err = conn.QueryRow(ctx, "SELECT (SELECT count() FROM events_local), (SELECT count() FROM events_by_trace_local), "+
-		"(SELECT count() FROM events_by_attr_local), (SELECT count() FROM metrics_local), (SELECT count() FROM rollups_local)").
+		"(SELECT count() FROM events_by_attr_hash_local), (SELECT count() FROM metrics_local), (SELECT count() FROM rollups_local)").
 		Scan(&c.events, &c.eventsByTrace, &c.eventsByAttr, &c.metrics, &c.rollups)
 	if err != nil {
 		t.Logf("count on %v: %v", cfg.Addr, err)

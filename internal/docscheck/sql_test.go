@@ -29,7 +29,7 @@ func TestSQLBlocksRun(t *testing.T) {
 		node := fmt.Sprintf("transform_%d", (i/2)%2)
 		es = append(es, schemas.Event{EventID: fmt.Sprint("e", i), TraceID: "550e8400-e29b-41d4-a716-446655440000",
 			Type: []string{"node_failed", "node_finished"}[i%2], Name: "n", Timestamp: ts,
-			Attributes: map[string]any{"node_id": node, "error": "boom"}})
+			Attributes: map[string]any{"node_id": node, "error": "boom", "region": []string{"eu-west", "us-east", "us-west"}[i%3]}})
 		for _, m := range []schemas.Metric{
 			{Name: "node_duration", Value: float64(i%50) / 100, Unit: "seconds", AggregationType: schemas.Histogram},
 			{Name: "cpu_percent", Value: float64(i % 90), Unit: "percent", AggregationType: schemas.Gauge},
