@@ -80,6 +80,10 @@ type Client struct {
 	mu       sync.Mutex
 	firstErr error // first delivery failure of an untracked record since the last Flush
 	failures uint64
+
+	// untracked is c.delivered, bound once: a method value made per record would be one more
+	// allocation per record.
+	untracked func(*kgo.Record, error)
 }
 
 // New returns a Client for cfg. It connects lazily: a broker that is down shows up as records that
@@ -115,11 +119,13 @@ func New(cfg Config, extra ...kgo.Opt) (*Client, error) {
 	if cfg.SampleRate < 1 {
 		keep = uint64(cfg.SampleRate * (1 << 63) * 2)
 	}
-	return &Client{
+	c := &Client{
 		cfg: cfg, kc: kc, codec: codec, keep: keep,
 		slots: newSlots(cfg.MaxBufferedRecords, cfg.MaxBufferedBytes), done: make(chan struct{}),
 		src: schemas.Source{Tenant: cfg.Tenant, Service: cfg.Service, Host: host},
-	}, nil
+	}
+	c.untracked = c.delivered
+	return c, nil
 }
 
 func compression(name string) (kgo.CompressionCodec, error) {

@@ -26,7 +26,7 @@ func (c *Client) produce(ctx context.Context, d *Delivery, recs ...*kgo.Record) 
 	if err := c.reserve(ctx, len(recs), size); err != nil {
 		return err
 	}
-	promise := c.delivered
+	promise := c.untracked
 	if d != nil {
 		promise = func(r *kgo.Record, err error) {
 			c.answered(r, err)
