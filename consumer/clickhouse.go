@@ -16,6 +16,7 @@ import (
 type ClickHouseStore struct {
 	conn     driver.Conn
 	database string
+	suffix   string // appended to the raw tables' names: "_local" for Local
 
 	replicasMu sync.Mutex
 	replicas   *[][]string // once known: per shard, a remote() table expression of each replica's rollups_local (nil: one server)
@@ -27,6 +28,14 @@ func NewClickHouseStore(conn driver.Conn, database string) (*ClickHouseStore, er
 		return nil, fmt.Errorf("clickhouse database %q: not a valid identifier", database)
 	}
 	return &ClickHouseStore{conn: conn, database: database}, nil
+}
+
+// Local returns a store whose Write inserts into each raw table's shard-local twin (events_local,
+// metrics_local) of a cluster-mode database, for a connection to one server of a shard: the write
+// path that skips the Distributed table (make bench's cluster scenario compares the two; the
+// worker writes through the Distributed tables).
+func (s *ClickHouseStore) Local() *ClickHouseStore {
+	return &ClickHouseStore{conn: s.conn, database: s.database, suffix: "_local"}
 }
 
 // The column lists are spelled out: ClickHouse 18.16 refuses a batch INSERT without them.
@@ -64,6 +73,7 @@ func (s *ClickHouseStore) Write(ctx context.Context, b *Batch) error {
 }
 
 func (s *ClickHouseStore) insert(ctx context.Context, table, columns string, cols ...any) error {
+	table += s.suffix
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.database+"."+table+" ("+columns+")")
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", table, err)

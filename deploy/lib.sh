@@ -85,15 +85,6 @@ start_servers() {
 	export TRIBUTARY_TEST_CLICKHOUSE_ADDR=127.0.0.1:${CLICKHOUSE_TCP_PORT:-19000}
 }
 
-# start_cluster (after start_servers): starts deploy/cluster.sh's local clusters if they are not
-# running, stops them on exit if it started them, and exports the TRIBUTARY_TEST_CLUSTER_* addresses.
-start_cluster() {
-	"$ROOT/deploy/cluster.sh" status >/dev/null 2>&1 || SERVERS_STARTED+=(cluster)
-	"$ROOT/deploy/cluster.sh" start
-	local kv
-	while IFS= read -r kv; do export "${kv?}"; done < <("$ROOT/deploy/cluster.sh" env)
-}
-
 # python_venv NAME REQUIREMENTS WHAT: makes (once, and again when REQUIREMENTS changes) a venv in
 # $STATE/NAME with REQUIREMENTS from PyPI, one install at a time, logging "installing WHAT from
 # PyPI"; prints the interpreter to use; dies naming the step that failed.

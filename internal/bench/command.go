@@ -25,11 +25,17 @@ tributary processes (the -tributary binary), so each one's memory and CPU are me
   -out        where to write the report (default: the current directory)
   -state      deploy/*.sh's state directory, for the servers' pids (default: .state)
   -tributary  the tributary binary (default: tributary beside this program)
+  -cluster-script
+              deploy/cluster.sh: without the TRIBUTARY_TEST_CLUSTER_* addresses, the cluster
+              scenario starts the local clusters with it (if they are down), reads their
+              addresses from its env subcommand, and stops them when the scenario ends
 
 The servers are found with TRIBUTARY_TEST_KAFKA_BROKERS and TRIBUTARY_TEST_CLICKHOUSE_ADDR,
 as the tests find them; the cluster scenario's clusters with TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR,
 TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS and TRIBUTARY_TEST_CLUSTER_NAME, as deploy/cluster.sh env prints
-them. make bench starts them all, builds both binaries, runs this and stops them.
+them, or with -cluster-script. make bench starts the one server and broker, builds both binaries and
+runs this with -cluster-script (so the clusters run only during the cluster scenario), then stops
+the servers.
 
 Example:
   make servers
@@ -70,6 +76,7 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	out := fs.String("out", ".", "report directory")
 	state := fs.String("state", ".state", "servers' state directory")
 	bin := fs.String("tributary", "", "the tributary binary")
+	clusterSh := fs.String("cluster-script", "", "deploy/cluster.sh, to start the local clusters for the cluster scenario")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -103,7 +110,7 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	stateDir, _ := filepath.Abs(*state)
 	e := &Env{Brokers: strings.Split(brokers, ","), ClickHouseAddr: strings.Split(ch, ",")[0], Binary: binary, Short: *short,
-		StateDir: stateDir, Log: stderr}
+		StateDir: stateDir, Log: stderr, ClusterScript: *clusterSh}
 	if addr, brokers := os.Getenv("TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR"), os.Getenv("TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS"); addr != "" && brokers != "" {
 		e.Cluster = &Cluster{ClickHouseAddr: strings.Split(addr, ","), Brokers: strings.Split(brokers, ","),
 			Name: os.Getenv("TRIBUTARY_TEST_CLUSTER_NAME")}

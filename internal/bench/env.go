@@ -35,8 +35,11 @@ type Env struct {
 	Short          bool   // a few seconds per scenario: keeps the harness working, measures little
 	StateDir       string // deploy/*.sh's .state directory (servers' pid files)
 	Log            io.Writer
-	// Cluster is where the cluster scenario runs its cluster side; that scenario fails without it.
-	Cluster *Cluster
+	// Cluster is where the cluster scenario runs its cluster side. Without it the scenario starts
+	// the local clusters with ClusterScript (deploy/cluster.sh) for its own duration, and fails if
+	// that is empty too.
+	Cluster       *Cluster
+	ClusterScript string
 
 	clusterName string // set on the Env of a cluster side: tables ON CLUSTER, topics replicated
 	replication int16
@@ -439,4 +442,57 @@ func memTotalKiB() (int64, error) {
 		}
 	}
 	return 0, errors.New("no MemTotal")
+}
+
+// startCluster starts deploy/cluster.sh's local clusters (ClusterScript) unless they are running
+// or e.Cluster is set, and sets e.Cluster to their addresses as the script's env subcommand prints
+// them. The function it returns stops them if it started them (so they take no CPU during the
+// other scenarios).
+func (e *Env) startCluster() (stop func(), _ error) {
+	if e.Cluster != nil || e.ClusterScript == "" {
+		return func() {}, nil
+	}
+	script := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("bash", append([]string{e.ClusterScript}, args...)...)
+		cmd.Stderr = e.Log
+		out, err := cmd.Output()
+		if err != nil {
+			return out, fmt.Errorf("%s %s: %w", e.ClusterScript, strings.Join(args, " "), err)
+		}
+		return out, nil
+	}
+	stop = func() { e.Cluster = nil }
+	if _, err := script("status"); err != nil {
+		e.logf("starting the local clusters (%s start)", e.ClusterScript)
+		stop = func() {
+			e.Cluster = nil
+			e.logf("stopping the local clusters")
+			if _, err := script("stop"); err != nil {
+				e.logf("%v", err)
+			}
+		}
+		if _, err := script("start"); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	out, err := script("env")
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	vars := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			vars[k] = v
+		}
+	}
+	c := &Cluster{ClickHouseAddr: strings.Split(vars["TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR"], ","),
+		Brokers: strings.Split(vars["TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS"], ","), Name: vars["TRIBUTARY_TEST_CLUSTER_NAME"]}
+	if c.Name == "" || c.ClickHouseAddr[0] == "" || c.Brokers[0] == "" {
+		stop()
+		return nil, fmt.Errorf("%s env printed no cluster addresses: %q", e.ClusterScript, out)
+	}
+	e.Cluster = c
+	return stop, nil
 }

@@ -2,8 +2,21 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"sync"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/go-faster/city"
+
+	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/consumer"
+	"github.com/tributary/tributary/consumer/consumertest"
+	"github.com/tributary/tributary/internal/loadgen"
+	"github.com/tributary/tributary/schemas"
 )
 
 // runScaling: the load generator fills fresh topics of 1, 2 and 4 partitions alone, as fast as it
@@ -135,10 +148,16 @@ func drainRun(ctx context.Context, e *Env, partitions int32, consumers, pre int,
 // cluster's figure is its overhead (replication, the Distributed table's synchronous insert to
 // both shards, seven servers instead of two), not the speed-up more machines would give.
 func runCluster(ctx context.Context, e *Env, s *Section) error {
+	stop, err := e.startCluster()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	ce, err := e.onCluster()
 	if err != nil {
 		return err
 	}
+	defer ce.cleanup() // before stop
 	fill := pick(e, 12*time.Second, 3*time.Second)
 	table := "| side | setup | generator alone, records/s | drained rows/s | CPU cores used while draining |\n|---|---|---|---|---|\n"
 	rates := map[string]float64{}
@@ -155,8 +174,25 @@ func runCluster(ctx context.Context, e *Env, s *Section) error {
 			table += "| " + side.name + " " + d.row()
 		}
 	}
+	// The write path: the Distributed tables (the worker's) against each shard's local tables.
+	n, runs := pick(ce, 100000, 10000), pick(ce, 3, 1)
+	es, ms, err := fleetRecords(loadgen.NewFleet(50, 7), n/2, n/2, time.Now().UTC().Add(-10*time.Minute), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	var distR, directR []float64
+	for range runs {
+		d, l, err := writePaths(ctx, ce, es, ms)
+		ce.cleanup()
+		if err != nil {
+			return fmt.Errorf("cluster write paths: %w", err)
+		}
+		e.logf("cluster write paths: Distributed %.0f rows/s, shards' local tables %.0f rows/s", d, l)
+		distR, directR = append(distR, d), append(directR, l)
+	}
 	one := func(k string) []float64 { return []float64{rates[k]} }
 	s.Figures = append(s.Figures,
+		compare("cluster insert through the Distributed tables", "rows/s", distR, "the same rows straight to each shard's local tables", directR),
 		compare("cluster, 4 partitions, 1 consumer", "rows/s", one("cluster/1"), "one server, 4 partitions, 1 consumer", one("one server, one broker/1")),
 		compare("cluster, 4 partitions, 4 consumers", "rows/s", one("cluster/4"), "one server, 4 partitions, 4 consumers", one("one server, one broker/4")),
 		compare("cluster, 4 consumers", "rows/s", one("cluster/4"), "cluster, 1 consumer", one("cluster/1")))
@@ -167,7 +203,13 @@ func runCluster(ctx context.Context, e *Env, s *Section) error {
 		"(acks from all in-sync replicas, `min.insync.replicas` 2).", fill), table,
 		"All of it, seven servers of the cluster included, shares this machine's two cores: the ratio is the cluster's overhead "+
 			"(every row written to two replicas and sent on to its shard, every record to three brokers), not the speed-up "+
-			"separate machines would give.")
+			"separate machines would give.",
+		fmt.Sprintf("The write path: %s records of the load generator's fleet (half events, half metrics, already decoded) inserted "+
+			"with columnar batches and no rollups, each way in %d runs: into the `Distributed` tables with `insert_distributed_sync` "+
+			"(what the consumer does: the server that takes the insert splits the rows by the sharding key and waits for each "+
+			"shard), and straight into the `_local` tables of one replica per shard, the rows split by the same keys in the "+
+			"harness (cityHash64 in Go; checked afterwards against ClickHouse's own) and the shards written in parallel. In both "+
+			"ways each shard's second replica fetches the part from the first.", thousands(int64(n)), runs))
 	return nil
 }
 
@@ -227,4 +269,109 @@ FROM numbers(%d)`, db, n/2, n/2, n/2),
 	}
 	settle(ctx, p.conn)
 	return nil
+}
+
+// writePaths times the two ways to store rows on the cluster, bare (rows already decoded,
+// columnar batches, no rollups): through the Distributed tables with insert_distributed_sync (the
+// worker's way: the server that takes the insert splits it by the sharding key and waits for each
+// shard), and straight into each shard's local tables (the rows split here by the same keys,
+// computed with cityHash64 in Go, one replica per shard, the shards written in parallel). It checks
+// that the direct side put every row on the shard the Distributed table would have.
+func writePaths(ctx context.Context, ce *Env, es []schemas.Event, ms []schemas.Metric) (dist, direct float64, err error) {
+	n := float64(len(es) + len(ms))
+	cfg, conn, err := ce.database(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	settle(ctx, conn)
+	start := time.Now()
+	if err := consumertest.Write(ctx, conn, cfg.Database, es, ms); err != nil {
+		return 0, 0, fmt.Errorf("insert into the Distributed tables: %w", err)
+	}
+	dist = n / time.Since(start).Seconds()
+
+	cfg, conn, err = ce.database(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, err := conn.Query(ctx, "SELECT host_address, port FROM system.clusters WHERE cluster = ? AND replica_num = 1 ORDER BY shard_num", cfg.Cluster)
+	if err != nil {
+		return 0, 0, err
+	}
+	var stores []*consumer.ClickHouseStore
+	var conns []driver.Conn
+	for rows.Next() {
+		var host string
+		var port uint16
+		if err := rows.Scan(&host, &port); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		sc := cfg
+		sc.Addr, sc.Cluster = []string{net.JoinHostPort(host, strconv.Itoa(int(port)))}, ""
+		c, err := chdb.Open(ctx, sc, true)
+		if err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		ce.defer_(func() { c.Close() })
+		st, err := consumer.NewClickHouseStore(c, cfg.Database)
+		if err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		stores, conns = append(stores, st.Local()), append(conns, c)
+	}
+	rows.Close()
+	if len(stores) == 0 {
+		return 0, 0, fmt.Errorf("cluster %s: no shards in system.clusters", cfg.Cluster)
+	}
+	settle(ctx, conn)
+	start = time.Now()
+	shardES, shardMS := make([][]schemas.Event, len(stores)), make([][]schemas.Metric, len(stores))
+	for _, e := range es { // the events table's sharding key (chdb/cluster.go)
+		key := e.TraceID
+		if key == "" {
+			key = e.EventID
+		}
+		i := city.CH64([]byte(key)) % uint64(len(stores))
+		shardES[i] = append(shardES[i], e)
+	}
+	for _, m := range ms {
+		i := city.CH64([]byte(m.MetricID)) % uint64(len(stores))
+		shardMS[i] = append(shardMS[i], m)
+	}
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i, st := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = st.Write(ctx, consumer.NewBatch(shardES[i], shardMS[i], time.Now()))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return 0, 0, fmt.Errorf("insert into the shards' local tables: %w", err)
+	}
+	direct = n / time.Since(start).Seconds()
+	var stored uint64
+	for i, c := range conns {
+		var wrong, held uint64
+		if err := c.QueryRow(ctx, fmt.Sprintf("SELECT (SELECT count() FROM %[1]s.events_local WHERE if(trace_id = '', cityHash64(event_id), cityHash64(trace_id)) %% %[2]d != %[3]d)"+
+			" + (SELECT count() FROM %[1]s.metrics_local WHERE cityHash64(metric_id) %% %[2]d != %[3]d)", cfg.Database, len(conns), i)).Scan(&wrong); err != nil {
+			return 0, 0, err
+		}
+		if wrong > 0 {
+			return 0, 0, fmt.Errorf("shard %d holds %d rows that the Distributed tables would have put on another shard", i+1, wrong)
+		}
+		if err := c.QueryRow(ctx, "SELECT (SELECT count() FROM "+cfg.Database+".events_local) + (SELECT count() FROM "+cfg.Database+".metrics_local)").Scan(&held); err != nil {
+			return 0, 0, err
+		}
+		stored += held
+	}
+	if stored != uint64(n) {
+		return 0, 0, fmt.Errorf("the shards' local tables hold %d rows, want %.0f", stored, n)
+	}
+	return dist, direct, nil
 }

@@ -28,7 +28,7 @@ func TestBenchClusterScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := r.Sections[0]
-	if len(s.Figures) != 3 || !strings.Contains(strings.Join(s.Notes, "\n"), "| cluster | 4 partitions, 4 consumers |") {
+	if len(s.Figures) != 4 || !strings.Contains(strings.Join(s.Notes, "\n"), "| cluster | 4 partitions, 4 consumers |") || !strings.Contains(strings.Join(s.Notes, "\n"), "The write path:") {
 		t.Fatalf("cluster section: %d figures, notes %q", len(s.Figures), s.Notes)
 	}
 }
