@@ -178,13 +178,14 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 		if more {
 			refs = refs[:limit]
 		}
-		out, err := s.eventsByKey(ctx, refs, f)
+		out, err := s.eventsByKey(ctx, refs, f.Descending)
 		return out, more, err
 	}
 	out, more, err := page()
-	if err == nil && len(out) < len(refs) && len(f.Attributes) > 0 {
-		// An index row named an event that lacks the attributes: two attributes' hashes collided
-		// (or retention dropped the event between the two reads). Scan events instead.
+	if err == nil && len(f.Attributes) > 0 && (len(out) < len(refs) || !haveAttributes(out, f.Attributes)) {
+		// An index row named an event that lacks the attributes (two attributes' hashes collided),
+		// or retention dropped an event between the two reads: answer from events alone, whose
+		// SQL checks the attributes itself.
 		s.log.Warn("attribute index row without a matching event: answering from events", "attributes", f.Attributes)
 		if refs, err = scan(); err != nil {
 			return nil, false, err
