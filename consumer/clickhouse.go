@@ -48,28 +48,39 @@ const (
 		"exp_negative_offset, exp_negative_counts"
 )
 
-// Write inserts the batch's events, then its metrics. A kind already written in an earlier attempt
-// of the same batch is not written again.
+// Write inserts the batch's events and its metrics, the two at once (on two connections: the
+// batch is stored when the slower one is, not after both in turn). A kind already written in an
+// earlier attempt of the same batch is not written again; when both fail, the events' error is
+// returned.
 func (s *ClickHouseStore) Write(ctx context.Context, b *Batch) error {
+	var evErr error
+	var wg sync.WaitGroup
 	if len(b.Events.EventID) > 0 && !b.eventsWritten {
-		c := &b.Events
-		if err := s.insert(ctx, "events", eventColumns, c.Tenant, c.EventID, c.TraceID, c.SpanID, c.Type, c.Name,
-			c.Timestamp, c.TimestampUS, c.Attributes, c.AttrKeys, c.AttrValues, c.Service, c.Host, c.IngestedAt); err != nil {
-			return err
-		}
-		b.eventsWritten = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &b.Events
+			if evErr = s.insert(ctx, "events", eventColumns, c.Tenant, c.EventID, c.TraceID, c.SpanID, c.Type, c.Name,
+				c.Timestamp, c.TimestampUS, c.Attributes, c.AttrKeys, c.AttrValues, c.Service, c.Host, c.IngestedAt); evErr == nil {
+				b.eventsWritten = true
+			}
+		}()
 	}
+	var mErr error
 	if len(b.Metrics.MetricID) > 0 && !b.metricsWritten {
 		c, h := &b.Metrics, &b.Metrics.Hist
-		if err := s.insert(ctx, "metrics", metricColumns, c.Tenant, c.MetricID, c.TraceID, c.Name, c.Value, c.Unit,
+		if mErr = s.insert(ctx, "metrics", metricColumns, c.Tenant, c.MetricID, c.TraceID, c.Name, c.Value, c.Unit,
 			c.AggregationType, c.Timestamp, c.TimestampUS, c.Attributes, c.AttrKeys, c.AttrValues, c.Service, c.Host, c.IngestedAt,
 			h.Count, h.Min, h.Max, h.Bounds, h.Counts, h.ExpScale, h.ExpZeroCount, h.ExpZeroThreshold, h.ExpPosOffset, h.ExpPositive,
-			h.ExpNegOffset, h.ExpNegative); err != nil {
-			return err
+			h.ExpNegOffset, h.ExpNegative); mErr == nil {
+			b.metricsWritten = true
 		}
-		b.metricsWritten = true
 	}
-	return nil
+	wg.Wait()
+	if evErr != nil {
+		return evErr
+	}
+	return mErr
 }
 
 func (s *ClickHouseStore) insert(ctx context.Context, table, columns string, cols ...any) error {
