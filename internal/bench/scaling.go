@@ -61,7 +61,8 @@ func runScaling(ctx context.Context, e *Env, s *Section) error {
 	s.Notes = append(s.Notes, fmt.Sprintf("Each run first lets `tributary loadgen` fill fresh topics alone, as fast as it can for %v "+
 		"(SDK, fleet mix), then starts the consumer processes (default settings, rollups on) and measures raw rows stored per "+
 		"second between 10%% and 90%% of that backlog. Rows already stored are made by ClickHouse (`INSERT ... SELECT FROM "+
-		"numbers`, half events, half metrics, with their indexes) before the run.", fill), table,
+		"numbers`, half events, half metrics, with their indexes) before the run, and merged (`OPTIMIZE ... FINAL` of each "+
+		"partition) as a long-lived table's would be.", fill), table,
 		"All processes share two cores: more consumers add parallelism only where one waits rather than computes (for ClickHouse's "+
 			"answer to an insert, for a fetch). The CPU column says who used the cores while draining.")
 	return nil
@@ -265,6 +266,29 @@ FROM numbers(%d)`, db, n/2, n/2, n/2),
 	for _, st := range stmts {
 		if err := p.conn.Exec(ctx, st); err != nil {
 			return fmt.Errorf("prefill: %w", err)
+		}
+	}
+	// Merge what was just stored, as ClickHouse has long since merged the stored rows of a
+	// long-lived table: otherwise the measurement after it shares the cores with merging millions
+	// of fresh rows (with 10M rows, 20 s after the insert, merges were still running through the
+	// drain).
+	rows, err := p.conn.Query(ctx, "SELECT DISTINCT table, partition_id FROM system.parts WHERE database = ? AND active", db)
+	if err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	var parts [][2]string
+	for rows.Next() {
+		var t, id string
+		if err := rows.Scan(&t, &id); err != nil {
+			rows.Close()
+			return fmt.Errorf("prefill: %w", err)
+		}
+		parts = append(parts, [2]string{t, id})
+	}
+	rows.Close()
+	for _, tp := range parts {
+		if err := p.conn.Exec(ctx, fmt.Sprintf("OPTIMIZE TABLE %s.%s PARTITION ID '%s' FINAL", db, tp[0], tp[1])); err != nil {
+			return fmt.Errorf("prefill: merge %s partition %s: %w", tp[0], tp[1], err)
 		}
 	}
 	settle(ctx, p.conn)
