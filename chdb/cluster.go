@@ -32,7 +32,10 @@ import (
 // function of columns a replay repeats. Events go by trace (by event id when they have none), so a
 // trace's events and its trace-index rows sit on one shard; the attribute index goes with its
 // events (its materialized view writes on the event's shard); metrics by record id; rollups by
-// series. A migration creating a table not listed here fails in cluster mode.
+// series. A migration creating a table not listed here fails in cluster mode (events_by_attr is
+// the attribute index of migration 0004, which 0007 replaces: a new database still creates it
+// first). make bench's direct-to-shard write (internal/bench writePaths) computes the events' and
+// metrics' keys in Go the same way.
 var shardingKeys = map[string]string{
 	"events":              "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
 	"events_by_attr":      "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",

@@ -20,6 +20,8 @@ type ClickHouseStore struct {
 
 	replicasMu sync.Mutex
 	replicas   *[][]string // once known: per shard, a remote() table expression of each replica's rollups_local (nil: one server)
+
+	remoteUser, remotePassword string // the account remote() reads replicas as (see ReadReplicasAs)
 }
 
 // NewClickHouseStore returns a store writing to database's tables through conn.
@@ -28,6 +30,15 @@ func NewClickHouseStore(conn driver.Conn, database string) (*ClickHouseStore, er
 		return nil, fmt.Errorf("clickhouse database %q: not a valid identifier", database)
 	}
 	return &ClickHouseStore{conn: conn, database: database}, nil
+}
+
+// ReadReplicasAs sets the account the store reads rollup windows from each replica as, on a
+// cluster (remote(), see replicas.go): the consumer's own (chdb.Config User and Password).
+// Without it remote() connects as "default", which a server may not have (the official image
+// with CLICKHOUSE_USER set has none). Call it before the store is used; it returns s.
+func (s *ClickHouseStore) ReadReplicasAs(user, password string) *ClickHouseStore {
+	s.remoteUser, s.remotePassword = user, password
+	return s
 }
 
 // Local returns a store whose Write inserts into each raw table's shard-local twin (events_local,

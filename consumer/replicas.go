@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/tributary/tributary/rollups"
 )
@@ -21,8 +22,9 @@ import (
 // in between are lost (measured with both replicas of a shard killed and started again). So in
 // cluster mode the store reads rollup windows from every replica of every shard, each server's
 // rollups_local through remote(), and keeps each window's newest version; a shard none of whose
-// replicas answers is an error (retried), never an empty answer. remote() connects as the
-// Distributed table does when remote_servers names no user: as "default".
+// replicas answers is an error (retried), never an empty answer. remote() connects with the
+// account ReadReplicasAs gave (the consumer's), else as "default". ClickHouse releases since 23
+// hide a remote() password in query_log and in errors; 18.16 logs it as written.
 
 // distributedRE reads the cluster and the database of a Distributed table's engine_full.
 var distributedRE = regexp.MustCompile(`^Distributed\(\s*'?([A-Za-z0-9_.-]+)'?\s*,\s*'?([A-Za-z0-9_]+)'?\s*,`)
@@ -60,7 +62,7 @@ func (s *ClickHouseStore) rollupReplicas(ctx context.Context) ([][]string, error
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the replicas of cluster %s: %w", m[1], err)
 	}
-	shards := replicaTables(hosts, m[2])
+	shards := replicaTables(hosts, m[2], s.remoteUser, s.remotePassword)
 	if len(shards) == 0 {
 		return nil, fmt.Errorf("cluster %s of %s.rollups is not in system.clusters", m[1], s.database)
 	}
@@ -76,17 +78,26 @@ type replicaHost struct {
 }
 
 // replicaTables groups hosts (ordered by shard) into per-shard remote() expressions of database's
-// rollups_local.
-func replicaTables(hosts []replicaHost, database string) [][]string {
+// rollups_local, read as user (with password) when user is set.
+func replicaTables(hosts []replicaHost, database, user, password string) [][]string {
+	auth := ""
+	if user != "" {
+		auth = ", " + quoteString(user) + ", " + quoteString(password)
+	}
 	var out [][]string
 	for i, h := range hosts {
 		if i == 0 || h.shard != hosts[i-1].shard {
 			out = append(out, nil)
 		}
 		addr := net.JoinHostPort(h.addr, strconv.Itoa(int(h.port)))
-		out[len(out)-1] = append(out[len(out)-1], "remote('"+addr+"', "+database+", rollups_local)")
+		out[len(out)-1] = append(out[len(out)-1], "remote('"+addr+"', "+database+", rollups_local"+auth+")")
 	}
 	return out
+}
+
+// quoteString is s as a ClickHouse string literal.
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // eachShard calls read with every replica of every shard. A replica failing is skipped when

@@ -30,13 +30,19 @@ func TestDistributedEngineParsed(t *testing.T) {
 }
 
 func TestReplicaTablesGroupedByShard(t *testing.T) {
-	got := replicaTables([]replicaHost{{1, "127.0.0.1", 9001}, {1, "127.0.0.1", 9002}, {2, "::1", 9003}}, "db")
+	hosts := []replicaHost{{1, "127.0.0.1", 9001}, {1, "127.0.0.1", 9002}, {2, "::1", 9003}}
+	got := replicaTables(hosts, "db", "", "")
 	want := [][]string{
 		{"remote('127.0.0.1:9001', db, rollups_local)", "remote('127.0.0.1:9002', db, rollups_local)"},
 		{"remote('[::1]:9003', db, rollups_local)"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+	// With the consumer's account, quoted: a quote or backslash in the password stays in it.
+	got = replicaTables(hosts[2:], "db", "tributary", `it's\`)
+	if w := `remote('[::1]:9003', db, rollups_local, 'tributary', 'it\'s\\')`; got[0][0] != w {
+		t.Errorf("got %s, want %s", got[0][0], w)
 	}
 }
 

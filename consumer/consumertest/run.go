@@ -21,6 +21,7 @@ func Run(t testing.TB, cfg consumer.Config, log *slog.Logger) *consumer.Worker {
 	if err != nil {
 		t.Fatal(err)
 	}
+	store.ReadReplicasAs(cfg.ClickHouse.User, cfg.ClickHouse.Password)
 	w, err := consumer.New(cfg, store, log)
 	if err != nil {
 		t.Fatal(err)

@@ -137,6 +137,7 @@ func runConsumer(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	store.ReadReplicasAs(cfg.ClickHouse.User, cfg.ClickHouse.Password)
 	w, err := consumer.New(cfg, store, env.Log)
 	if err != nil {
 		return err

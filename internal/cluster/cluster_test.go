@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/chdb"
+	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -130,6 +131,34 @@ func TestClusterAnswersEqualSingleNode(t *testing.T) {
 	}
 
 	sameAnswers(t, "cluster", "single server", ccfg, scfg, es)
+}
+
+// The consumer reads rollup windows from every replica (remote()) as its own account: a store
+// given an account the servers lack fails, naming it; a real account reads. (The compose cluster's
+// servers have no "default" user, which remote() used before.)
+func TestRollupReadsUseTheConsumersAccount(t *testing.T) {
+	ctx := context.Background()
+	cfg := clusterConfig(t, clusterCH[0])
+	if _, err := chdb.MigrateConfig(ctx, open(t, cfg, false), cfg); err != nil {
+		t.Fatal(err)
+	}
+	conn := open(t, cfg, true)
+	for _, acct := range []struct {
+		user, password string
+		ok             bool
+	}{{"tributary_ro", "tributary_ro", true}, {"default", "", true}, {"nobody", "x", false}} {
+		st, err := consumer.NewClickHouseStore(conn, cfg.Database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.ReadReplicasAs(acct.user, acct.password).LatestWindows(ctx, map[int32]int64{0: 0})
+		switch {
+		case acct.ok && err != nil:
+			t.Errorf("as %s: %v", acct.user, err)
+		case !acct.ok && (err == nil || !strings.Contains(err.Error(), acct.user)):
+			t.Errorf("as %s, an account the servers lack: error %v, want one naming it", acct.user, err)
+		}
+	}
 }
 
 // Four workers of one group on the cluster (topics of 4 partitions, so each can own one) store and

@@ -46,6 +46,7 @@ func Start(ctx context.Context, ccfg consumer.Config, qcfg query.Config, log *sl
 	s := &Stack{conns: []driver.Conn{wconn, rconn}}
 	store, err := consumer.NewClickHouseStore(wconn, ccfg.ClickHouse.Database)
 	if err == nil {
+		store.ReadReplicasAs(ccfg.ClickHouse.User, ccfg.ClickHouse.Password)
 		s.Worker, err = consumer.New(ccfg, store, log.With("component", "consumer"))
 	}
 	if err == nil {
