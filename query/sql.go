@@ -42,25 +42,13 @@ func where(f Filter, kind string) (string, []any) {
 		add("timestamp <= toDateTime(?)", uint32(f.End.Unix()))
 		add("timestamp_us < ?", uint64(f.End.UnixMicro()))
 	}
-	if len(f.Attributes) > 0 {
-		c, a := attrConds(f.Attributes)
-		add(c, a...)
+	for _, k := range slices.Sorted(maps.Keys(f.Attributes)) {
+		add("has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?", k, k, f.Attributes[k])
 	}
 	if len(conds) == 0 {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
-}
-
-// attrConds is the condition that a row's attr_keys and attr_values hold every attribute of attrs.
-func attrConds(attrs map[string]string) (string, []any) {
-	var conds []string
-	var args []any
-	for _, k := range slices.Sorted(maps.Keys(attrs)) {
-		conds = append(conds, "has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?")
-		args = append(args, k, k, attrs[k])
-	}
-	return strings.Join(conds, " AND "), args
 }
 
 func anySlice(s []string) []any {
