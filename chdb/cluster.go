@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,30 +124,35 @@ func clusterStatements(sql, database, cluster string) ([]string, error) {
 	return nil, fmt.Errorf("cluster mode: no rewrite for statement %q", firstLine(sql))
 }
 
-// clusterHosts lists the cluster's servers (as the server conn talks to knows them), ordered by
-// shard and replica so that concurrent migrates alter them in the same order.
-func clusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([]string, error) {
-	rows, err := conn.Query(ctx, "SELECT host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
+// ShardReplicas lists the cluster's servers (host:port, as the server conn talks to knows them)
+// per shard, ordered by shard and replica.
+func ShardReplicas(ctx context.Context, conn driver.Conn, cluster string) ([][]string, error) {
+	rows, err := conn.Query(ctx, "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
 	if err != nil {
 		return nil, fmt.Errorf("read system.clusters: %w", err)
 	}
 	defer rows.Close()
-	var hosts []string
+	var shards [][]string
+	last := uint32(0)
 	for rows.Next() {
+		var shard uint32
 		var addr string
 		var port uint16
-		if err := rows.Scan(&addr, &port); err != nil {
+		if err := rows.Scan(&shard, &addr, &port); err != nil {
 			return nil, fmt.Errorf("read system.clusters: %w", err)
 		}
-		hosts = append(hosts, net.JoinHostPort(addr, strconv.Itoa(int(port))))
+		if len(shards) == 0 || shard != last {
+			shards, last = append(shards, nil), shard
+		}
+		shards[len(shards)-1] = append(shards[len(shards)-1], net.JoinHostPort(addr, strconv.Itoa(int(port))))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read system.clusters: %w", err)
 	}
-	if len(hosts) == 0 {
+	if len(shards) == 0 {
 		return nil, fmt.Errorf("clickhouse cluster %q: not in system.clusters (check the servers' remote_servers)", cluster)
 	}
-	return hosts, nil
+	return shards, nil
 }
 
 // addColumnOnCluster applies "ALTER TABLE db.table ADD COLUMN column ..." (sql) in cluster mode:
@@ -154,10 +160,11 @@ func clusterHosts(ctx context.Context, conn driver.Conn, cluster string) ([]stri
 // that server lacks the column. An ALTER of a replicated table returns once the shard's other
 // active replicas applied it too, so they are skipped when their turn comes.
 func addColumnOnCluster(ctx context.Context, conn driver.Conn, cfg Config, sql, db, table, column string) error {
-	hosts, err := clusterHosts(ctx, conn, cfg.Cluster)
+	shards, err := ShardReplicas(ctx, conn, cfg.Cluster)
 	if err != nil {
 		return err
 	}
+	hosts := slices.Concat(shards...) // in shard and replica order, so concurrent migrates alter them alike
 	tail := strings.TrimSpace(sql[strings.Index(strings.ToUpper(sql), " ADD ")+1:])
 	for _, h := range hosts {
 		hc := cfg

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"regexp"
-	"strconv"
 	"strings"
 
+	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/rollups"
 )
 
@@ -46,51 +45,27 @@ func (s *ClickHouseStore) rollupReplicas(ctx context.Context) ([][]string, error
 		s.replicas = new([][]string)
 		return nil, nil
 	}
-	rows, err := s.conn.Query(ctx, "SELECT shard_num, host_address, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", m[1])
+	addrs, err := chdb.ShardReplicas(ctx, s.conn, m[1])
 	if err != nil {
-		return nil, fmt.Errorf("read the replicas of cluster %s: %w", m[1], err)
+		return nil, fmt.Errorf("the replicas of cluster %s of %s.rollups: %w", m[1], s.database, err)
 	}
-	defer rows.Close()
-	var hosts []replicaHost
-	for rows.Next() {
-		var h replicaHost
-		if err := rows.Scan(&h.shard, &h.addr, &h.port); err != nil {
-			return nil, fmt.Errorf("read the replicas of cluster %s: %w", m[1], err)
-		}
-		hosts = append(hosts, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read the replicas of cluster %s: %w", m[1], err)
-	}
-	shards := replicaTables(hosts, m[2], s.remoteUser, s.remotePassword)
-	if len(shards) == 0 {
-		return nil, fmt.Errorf("cluster %s of %s.rollups is not in system.clusters", m[1], s.database)
-	}
+	shards := replicaTables(addrs, m[2], s.remoteUser, s.remotePassword)
 	s.replicas = &shards
 	return shards, nil
 }
 
-// replicaHost is one row of system.clusters.
-type replicaHost struct {
-	shard uint32
-	addr  string
-	port  uint16
-}
-
-// replicaTables groups hosts (ordered by shard) into per-shard remote() expressions of database's
-// rollups_local, read as user (with password) when user is set.
-func replicaTables(hosts []replicaHost, database, user, password string) [][]string {
+// replicaTables turns each shard's replica addresses (host:port) into remote() expressions of
+// database's rollups_local, read as user (with password) when user is set.
+func replicaTables(shards [][]string, database, user, password string) [][]string {
 	auth := ""
 	if user != "" {
 		auth = ", " + quoteString(user) + ", " + quoteString(password)
 	}
-	var out [][]string
-	for i, h := range hosts {
-		if i == 0 || h.shard != hosts[i-1].shard {
-			out = append(out, nil)
+	out := make([][]string, len(shards))
+	for i, addrs := range shards {
+		for _, addr := range addrs {
+			out[i] = append(out[i], "remote('"+addr+"', "+database+", rollups_local"+auth+")")
 		}
-		addr := net.JoinHostPort(h.addr, strconv.Itoa(int(h.port)))
-		out[len(out)-1] = append(out[len(out)-1], "remote('"+addr+"', "+database+", rollups_local"+auth+")")
 	}
 	return out
 }

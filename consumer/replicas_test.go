@@ -30,7 +30,7 @@ func TestDistributedEngineParsed(t *testing.T) {
 }
 
 func TestReplicaTablesGroupedByShard(t *testing.T) {
-	hosts := []replicaHost{{1, "127.0.0.1", 9001}, {1, "127.0.0.1", 9002}, {2, "::1", 9003}}
+	hosts := [][]string{{"127.0.0.1:9001", "127.0.0.1:9002"}, {"[::1]:9003"}}
 	got := replicaTables(hosts, "db", "", "")
 	want := [][]string{
 		{"remote('127.0.0.1:9001', db, rollups_local)", "remote('127.0.0.1:9002', db, rollups_local)"},
@@ -40,7 +40,7 @@ func TestReplicaTablesGroupedByShard(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	// With the consumer's account, quoted: a quote or backslash in the password stays in it.
-	got = replicaTables(hosts[2:], "db", "tributary", `it's\`)
+	got = replicaTables(hosts[1:], "db", "tributary", `it's\`)
 	if w := `remote('[::1]:9003', db, rollups_local, 'tributary', 'it\'s\\')`; got[0][0] != w {
 		t.Errorf("got %s, want %s", got[0][0], w)
 	}

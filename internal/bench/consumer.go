@@ -289,11 +289,11 @@ func bareCost(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Metr
 		}
 	}
 	if index == indexPrevious { // the table and view of migration 0004, without its backfill
-		ms, err := schemas.Migrations()
+		migrations, err := schemas.Migrations()
 		if err != nil {
 			return 0, cost, err
 		}
-		for _, m := range ms {
+		for _, m := range migrations {
 			if m.Version != 4 {
 				continue
 			}

@@ -444,42 +444,55 @@ func memTotalKiB() (int64, error) {
 	return 0, errors.New("no MemTotal")
 }
 
-// startCluster starts deploy/cluster.sh's local clusters (ClusterScript) unless they are running
-// or e.Cluster is set, and sets e.Cluster to their addresses as the script's env subcommand prints
-// them. The function it returns stops them if it started them (so they take no CPU during the
-// other scenarios).
+// startCluster starts the local clusters with ClusterScript for the cluster scenario (see
+// StartLocalCluster) unless e.Cluster is set or there is no script, and sets e.Cluster. The
+// function it returns stops them if it started them and clears e.Cluster.
 func (e *Env) startCluster() (stop func(), _ error) {
 	if e.Cluster != nil || e.ClusterScript == "" {
 		return func() {}, nil
 	}
-	script := func(args ...string) ([]byte, error) {
-		cmd := exec.Command("bash", append([]string{e.ClusterScript}, args...)...)
-		cmd.Stderr = e.Log
+	c, stopCluster, err := StartLocalCluster(e.ClusterScript, e.Log)
+	if err != nil {
+		return nil, err
+	}
+	e.Cluster = c
+	return func() { e.Cluster = nil; stopCluster() }, nil
+}
+
+// StartLocalCluster starts deploy/cluster.sh's local clusters (script: ZooKeeper, ClickHouse
+// 2 x 2, Kafka x 3) unless its status finds them running, and returns their addresses as its env
+// subcommand prints them. stop stops them if this call started them (and does nothing
+// otherwise). The script's progress goes to log.
+func StartLocalCluster(script string, log io.Writer) (_ *Cluster, stop func(), _ error) {
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.Command("bash", append([]string{script}, args...)...)
+		cmd.Stderr = log
 		out, err := cmd.Output()
 		if err != nil {
-			return out, fmt.Errorf("%s %s: %w", e.ClusterScript, strings.Join(args, " "), err)
+			return out, fmt.Errorf("%s %s: %w", script, strings.Join(args, " "), err)
 		}
 		return out, nil
 	}
-	stop = func() { e.Cluster = nil }
-	if _, err := script("status"); err != nil {
-		e.logf("starting the local clusters (%s start)", e.ClusterScript)
+	stop = func() {}
+	if _, err := run("status"); err != nil {
+		fmt.Fprintf(log, "starting the local clusters (%s start)\n", script)
 		stop = func() {
-			e.Cluster = nil
-			e.logf("stopping the local clusters")
-			if _, err := script("stop"); err != nil {
-				e.logf("%v", err)
+			fmt.Fprintln(log, "stopping the local clusters")
+			if out, err := run("stop"); err != nil {
+				fmt.Fprintf(log, "%s%v\n", out, err)
 			}
 		}
-		if _, err := script("start"); err != nil {
+		out, err := run("start")
+		_, _ = log.Write(out)
+		if err != nil {
 			stop()
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	out, err := script("env")
+	out, err := run("env")
 	if err != nil {
 		stop()
-		return nil, err
+		return nil, nil, err
 	}
 	vars := map[string]string{}
 	for _, line := range strings.Split(string(out), "\n") {
@@ -491,8 +504,7 @@ func (e *Env) startCluster() (stop func(), _ error) {
 		Brokers: strings.Split(vars["TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS"], ","), Name: vars["TRIBUTARY_TEST_CLUSTER_NAME"]}
 	if c.Name == "" || c.ClickHouseAddr[0] == "" || c.Brokers[0] == "" {
 		stop()
-		return nil, fmt.Errorf("%s env printed no cluster addresses: %q", e.ClusterScript, out)
+		return nil, nil, fmt.Errorf("%s env printed no cluster addresses: %q", script, out)
 	}
-	e.Cluster = c
-	return stop, nil
+	return c, stop, nil
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -318,37 +316,25 @@ func writePaths(ctx context.Context, ce *Env, es []schemas.Event, ms []schemas.M
 	if err != nil {
 		return 0, 0, err
 	}
-	rows, err := conn.Query(ctx, "SELECT host_address, port FROM system.clusters WHERE cluster = ? AND replica_num = 1 ORDER BY shard_num", cfg.Cluster)
+	shards, err := chdb.ShardReplicas(ctx, conn, cfg.Cluster)
 	if err != nil {
 		return 0, 0, err
 	}
 	var stores []*consumer.ClickHouseStore
 	var conns []driver.Conn
-	for rows.Next() {
-		var host string
-		var port uint16
-		if err := rows.Scan(&host, &port); err != nil {
-			rows.Close()
-			return 0, 0, err
-		}
+	for _, replicas := range shards { // the first replica of each shard
 		sc := cfg
-		sc.Addr, sc.Cluster = []string{net.JoinHostPort(host, strconv.Itoa(int(port)))}, ""
+		sc.Addr, sc.Cluster = replicas[:1], ""
 		c, err := chdb.Open(ctx, sc, true)
 		if err != nil {
-			rows.Close()
 			return 0, 0, err
 		}
 		ce.defer_(func() { c.Close() })
 		st, err := consumer.NewClickHouseStore(c, cfg.Database)
 		if err != nil {
-			rows.Close()
 			return 0, 0, err
 		}
 		stores, conns = append(stores, st.Local()), append(conns, c)
-	}
-	rows.Close()
-	if len(stores) == 0 {
-		return 0, 0, fmt.Errorf("cluster %s: no shards in system.clusters", cfg.Cluster)
 	}
 	settle(ctx, conn)
 	start = time.Now()

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer"
 	"github.com/tributary/tributary/consumer/consumertest"
+	"github.com/tributary/tributary/internal/bench"
 	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/kafka"
 	"github.com/tributary/tributary/producer"
@@ -51,35 +51,13 @@ func run(m *testing.M) int {
 	}
 	script := filepath.Join(filepath.Dir(strings.TrimSpace(string(out))), "deploy", "cluster.sh")
 	clusterSh = script
-	wasRunning := exec.Command("bash", script, "status").Run() == nil
-	start := exec.Command("bash", script, "start")
-	start.Stdout, start.Stderr = os.Stderr, os.Stderr
-	if err := start.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: the cluster tests need the local clusters, and %s start failed: %v\n", script, err)
-		return 1
-	}
-	if !wasRunning {
-		defer func() {
-			stop := exec.Command("bash", script, "stop")
-			stop.Stdout, stop.Stderr = os.Stderr, os.Stderr
-			_ = stop.Run()
-		}()
-	}
-	envOut, err := exec.Command("bash", script, "env").Output()
+	c, stop, err := bench.StartLocalCluster(script, os.Stderr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cluster.sh env:", err)
+		fmt.Fprintf(os.Stderr, "FAIL: the cluster tests need the local clusters: %v\n", err)
 		return 1
 	}
-	sc := bufio.NewScanner(strings.NewReader(string(envOut)))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		switch k {
-		case "TRIBUTARY_TEST_CLUSTER_CLICKHOUSE_ADDR":
-			clusterCH = strings.Split(v, ",")
-		case "TRIBUTARY_TEST_CLUSTER_KAFKA_BROKERS":
-			clusterKafka = strings.Split(v, ",")
-		}
-	}
+	defer stop() // only if this run started them
+	clusterCH, clusterKafka = c.ClickHouseAddr, c.Brokers
 	if len(clusterCH) != 4 || len(clusterKafka) != 3 {
 		fmt.Fprintf(os.Stderr, "cluster.sh env gave ClickHouse %v and Kafka %v; want 4 and 3 addresses\n", clusterCH, clusterKafka)
 		return 1
