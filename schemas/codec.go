@@ -258,37 +258,43 @@ func isZeroDefault(v any) bool {
 
 // AppendEvent appends e in single-object encoding to dst. e's attributes must be normalised.
 func (c *Codec) AppendEvent(dst []byte, e *Event) ([]byte, error) {
-	attrs, err := toWireAttrs(e.Attributes)
+	if dst == nil {
+		dst = make([]byte, 0, soeHeader+len(e.EventID)+len(e.TraceID)+len(e.SpanID)+len(e.Type)+len(e.Name)+
+			len(e.Tenant)+len(e.Service)+len(e.Host)+sizeHint(e.Attributes))
+	}
+	dst = append(dst, c.eventH[:]...)
+	dst, err := appendEventBody(dst, e)
 	if err != nil {
 		return dst, fmt.Errorf("encode event: %w", err)
 	}
-	w := wireEvent{
-		EventID: e.EventID, TraceID: optional(e.TraceID), SpanID: optional(e.SpanID),
-		Type: e.Type, Name: e.Name, Timestamp: e.Timestamp.UTC(), Attributes: attrs,
-		Tenant: e.Tenant, Service: e.Service, Host: e.Host,
-	}
-	return c.append(dst, c.eventH[:], c.event, &w, "event")
+	return dst, nil
 }
 
 // AppendMetric appends m in single-object encoding to dst. m's attributes must be normalised. A
 // metric without a Histogram is written with metric.v1.avsc (see MetricV1SchemaJSON), one with it
 // with the current schema.
 func (c *Codec) AppendMetric(dst []byte, m *Metric) ([]byte, error) {
-	attrs, err := toWireAttrs(m.Attributes)
+	v1 := m.Histogram == nil
+	if dst == nil {
+		n := soeHeader + len(m.MetricID) + len(m.TraceID) + len(m.Name) + len(m.Unit) + len(m.Tenant) + len(m.Service) + len(m.Host) + sizeHint(m.Attributes)
+		if !v1 {
+			n += 64 + 10*(len(m.Histogram.Bounds)+len(m.Histogram.Counts))
+		}
+		dst = make([]byte, 0, n)
+	}
+	if v1 {
+		dst = append(dst, c.metric1H[:]...)
+	} else {
+		dst = append(dst, c.metricH[:]...)
+	}
+	dst, err := appendMetricBody(dst, m, v1)
 	if err != nil {
 		return dst, fmt.Errorf("encode metric: %w", err)
 	}
-	w := wireMetric{
-		MetricID: m.MetricID, TraceID: optional(m.TraceID), Name: m.Name, Value: m.Value, Unit: m.Unit,
-		AggregationType: string(m.AggregationType), Timestamp: m.Timestamp.UTC(), Attributes: attrs,
-		Tenant: m.Tenant, Service: m.Service, Host: m.Host, Histogram: toWireHistogram(m.Histogram),
-	}
-	if w.Histogram == nil {
-		return c.append(dst, c.metric1H[:], c.metric1, &w, "metric")
-	}
-	return c.append(dst, c.metricH[:], c.metric, &w, "metric")
+	return dst, nil
 }
 
+// append is hamba/avro's encoding of v (the rollups).
 func (c *Codec) append(dst, header []byte, schema avro.Schema, v any, what string) ([]byte, error) {
 	body, err := c.api.Marshal(schema, v)
 	if err != nil {

@@ -59,22 +59,6 @@ type wireExpHistogram struct {
 	NegativeCounts []int64 `avro:"negative_counts"`
 }
 
-func toWireHistogram(h *Distribution) *wireHistogram {
-	if h == nil {
-		return nil
-	}
-	w := &wireHistogram{Count: int64(h.Count), Min: h.Min, Max: h.Max, Bounds: h.Bounds, Counts: toSigned(h.Counts)}
-	if w.Bounds == nil {
-		w.Bounds = []float64{}
-	}
-	if e := h.Exponential; e != nil {
-		w.Exponential = &wireExpHistogram{Scale: e.Scale, ZeroCount: int64(e.ZeroCount), ZeroThreshold: e.ZeroThreshold,
-			PositiveOffset: e.PositiveOffset, PositiveCounts: toSigned(e.PositiveCounts),
-			NegativeOffset: e.NegativeOffset, NegativeCounts: toSigned(e.NegativeCounts)}
-	}
-	return w
-}
-
 // fromWireHistogram converts a decoded histogram; a count or bucket count beyond int64 (negative
 // on the wire) is malformed.
 func fromWireHistogram(w *wireHistogram) (*Distribution, error) {

@@ -164,8 +164,10 @@ func NewFleet(n int, seed uint64) *Fleet {
 var (
 	endpoints = []string{"/api/process", "/api/query", "/api/ingest", "/api/users", "/api/orders", "/api/search", "/api/login", "/api/logout",
 		"/api/cart", "/api/pay", "/api/ship", "/api/track", "/api/admin", "/api/report", "/api/export", "/api/health"}
-	regions = []string{"eu-west", "eu-north", "us-east", "ap-south"}
-	nodes   = func() []string {
+	regions    = []string{"eu-west", "eu-north", "us-east", "ap-south"}
+	eventTypes = []string{producer.EventNodeStarted, producer.EventNodeFinished, producer.EventNodeFinished, producer.EventNodeFailed}
+	statuses   = []int{200, 200, 404, 500}
+	nodes      = func() []string {
 		out := make([]string, 20)
 		for i := range out {
 			out[i] = fmt.Sprintf("node_%02d", i)
@@ -176,8 +178,8 @@ var (
 
 // Batch returns n records, about a quarter events and the rest metrics, stamped now.
 func (f *Fleet) Batch(n int, now time.Time) ([]schemas.Event, []schemas.Metric) {
-	var es []schemas.Event
-	var ms []schemas.Metric
+	es := make([]schemas.Event, 0, n/3)
+	ms := make([]schemas.Metric, 0, n)
 	for range n {
 		e, m := f.next(8, 0, now)
 		if e != nil {
@@ -224,8 +226,7 @@ func (f *Fleet) record(kinds, base int, now time.Time) (*schemas.Event, *schemas
 	src := schemas.Source{Service: "fleet", Host: host}
 	switch k := base + f.rng.IntN(kinds); {
 	case k < 2:
-		types := []string{producer.EventNodeStarted, producer.EventNodeFinished, producer.EventNodeFinished, producer.EventNodeFailed}
-		typ := types[f.rng.IntN(len(types))]
+		typ := eventTypes[f.rng.IntN(len(eventTypes))]
 		attrs := map[string]any{"node_id": node, "node_type": "TransformNode", "region": region, "execution_count": f.seq % 1000}
 		if typ == producer.EventNodeFailed {
 			attrs["error"] = "timeout after 30s"
@@ -239,7 +240,7 @@ func (f *Fleet) record(kinds, base int, now time.Time) (*schemas.Event, *schemas
 			AggregationType: schemas.Histogram, Timestamp: now, Attributes: map[string]any{"host": host, "region": region}, Source: src}
 	case k < 6:
 		return nil, &schemas.Metric{Name: "http_requests_total", Value: 1, Unit: "count", AggregationType: schemas.Counter, Timestamp: now,
-			Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": []int{200, 200, 404, 500}[f.rng.IntN(4)], "host": host},
+			Attributes: map[string]any{"endpoint": endpoints[f.rng.IntN(len(endpoints))], "status": statuses[f.rng.IntN(len(statuses))], "host": host},
 			Source:     src}
 	default:
 		return nil, &schemas.Metric{Name: "cpu_percent", Value: 5 + f.rng.Float64()*90, Unit: "percent", AggregationType: schemas.Gauge,

@@ -1,0 +1,235 @@
+package schemas
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// The bodies of events and metrics are written here by hand, field by field in the order of
+// event.avsc, metric.avsc and metric.v1.avsc, in Avro's binary encoding. hamba/avro's Marshal
+// (still used to decode, and for rollups) took 2.0 µs and 11 allocations for a 4-attribute event
+// against 0.4 µs and one here (BenchmarkAppendEvent): it converts the attributes into the wire
+// shape first, a map and an interface per value, and finds its encoders by reflection.
+//
+// The bytes are hamba/avro's, byte for byte (TestEncodeWritesHambaAvroBytes; maps of several
+// keys differ only in Go's map order): maps and arrays in blocks of at most blockItems items, each
+// block's count negated and followed by its size in bytes, then the empty block that ends them.
+// Java's Avro reads them (internal/interop).
+
+// blockItems is hamba/avro's default block length.
+const blockItems = 100
+
+// sizeHint is about what a record's fixed fields (lengths, timestamp, unions) and attributes take
+// besides the fixed fields' strings: one allocation for most records.
+func sizeHint(attrs map[string]any) int {
+	n := 48
+	for k, v := range attrs {
+		n += len(k) + 12
+		if s, ok := v.(string); ok {
+			n += len(s)
+		} else {
+			n += 16
+		}
+	}
+	return n
+}
+
+// appendEventBody appends e's event.avsc body. e's attributes must be normalised.
+func appendEventBody(dst []byte, e *Event) ([]byte, error) {
+	dst = appendString(dst, e.EventID)
+	dst = appendOptional(dst, e.TraceID)
+	dst = appendOptional(dst, e.SpanID)
+	dst = appendString(dst, e.Type)
+	dst = appendString(dst, e.Name)
+	dst = appendTimestamp(dst, e.Timestamp)
+	dst, err := appendAttrMap(dst, e.Attributes)
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, e.Tenant)
+	dst = appendString(dst, e.Service)
+	return appendString(dst, e.Host), nil
+}
+
+// appendMetricBody appends m's metric.avsc body, or its metric.v1.avsc body (the same fields
+// without the histogram) when v1. m's attributes must be normalised.
+func appendMetricBody(dst []byte, m *Metric, v1 bool) ([]byte, error) {
+	dst = appendString(dst, m.MetricID)
+	dst = appendOptional(dst, m.TraceID)
+	dst = appendString(dst, m.Name)
+	dst = appendDouble(dst, m.Value)
+	dst = appendString(dst, m.Unit)
+	var symbol int64
+	switch m.AggregationType {
+	case Counter:
+		symbol = 0
+	case Gauge:
+		symbol = 1
+	case Histogram:
+		symbol = 2
+	default:
+		return dst, fmt.Errorf("aggregation_type %q: not one of counter, gauge, histogram", m.AggregationType)
+	}
+	dst = appendLong(dst, symbol)
+	dst = appendTimestamp(dst, m.Timestamp)
+	dst, err := appendAttrMap(dst, m.Attributes)
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, m.Tenant)
+	dst = appendString(dst, m.Service)
+	dst = appendString(dst, m.Host)
+	if v1 {
+		return dst, nil
+	}
+	if m.Histogram == nil {
+		return appendLong(dst, 0), nil
+	}
+	return appendHistogram(appendLong(dst, 1), m.Histogram), nil
+}
+
+func appendHistogram(dst []byte, h *Distribution) []byte {
+	dst = appendLong(dst, int64(h.Count))
+	dst = appendDouble(dst, h.Min)
+	dst = appendDouble(dst, h.Max)
+	dst = appendArray(dst, h.Bounds, appendDouble)
+	dst = appendCounts(dst, h.Counts)
+	e := h.Exponential
+	if e == nil {
+		return appendLong(dst, 0)
+	}
+	dst = appendLong(dst, 1)
+	dst = appendLong(dst, int64(e.Scale))
+	dst = appendLong(dst, int64(e.ZeroCount))
+	dst = appendDouble(dst, e.ZeroThreshold)
+	dst = appendLong(dst, int64(e.PositiveOffset))
+	dst = appendCounts(dst, e.PositiveCounts)
+	dst = appendLong(dst, int64(e.NegativeOffset))
+	return appendCounts(dst, e.NegativeCounts)
+}
+
+// appendCounts writes bucket counts as an array of long (a count beyond int64 wraps, as
+// toSigned does, and the decoder refuses it).
+func appendCounts(dst []byte, counts []uint64) []byte {
+	return appendArray(dst, counts, func(dst []byte, c uint64) []byte { return appendLong(dst, int64(c)) })
+}
+
+// appendArray writes an array of xs, each with appendItem.
+func appendArray[T any](dst []byte, xs []T, appendItem func([]byte, T) []byte) []byte {
+	for i := 0; i < len(xs); i += blockItems {
+		start := len(dst)
+		block := xs[i:min(i+blockItems, len(xs))]
+		for _, x := range block {
+			dst = appendItem(dst, x)
+		}
+		dst = finishBlock(dst, start, len(block))
+	}
+	return append(dst, 0)
+}
+
+// The AttrValue union's branches, in the order of its "v" field.
+const (
+	attrNull = iota
+	attrBool
+	attrLong
+	attrDouble
+	attrString
+	attrList
+	attrMap
+)
+
+// appendAttrMap writes a map of AttrValue records. Like hamba/avro it writes any depth and length:
+// the limits are NormalizeAttributes' (the SDK) and the decoder's.
+func appendAttrMap(dst []byte, attrs map[string]any) ([]byte, error) {
+	start, n := len(dst), 0
+	for k, v := range attrs {
+		if n == blockItems {
+			dst = finishBlock(dst, start, n)
+			start, n = len(dst), 0
+		}
+		dst = appendString(dst, k)
+		var err error
+		if dst, err = appendAttrValue(dst, v); err != nil {
+			return dst, fmt.Errorf("attribute %q: %w", k, err)
+		}
+		n++
+	}
+	if n > 0 {
+		dst = finishBlock(dst, start, n)
+	}
+	return append(dst, 0), nil
+}
+
+func appendAttrValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return appendLong(dst, attrNull), nil
+	case bool:
+		b := byte(0)
+		if x {
+			b = 1
+		}
+		return append(appendLong(dst, attrBool), b), nil
+	case int64:
+		return appendLong(appendLong(dst, attrLong), x), nil
+	case float64:
+		return appendDouble(appendLong(dst, attrDouble), x), nil
+	case string:
+		return appendString(appendLong(dst, attrString), x), nil
+	case []any:
+		dst = appendLong(dst, attrList)
+		for i := 0; i < len(x); i += blockItems {
+			start := len(dst)
+			block := x[i:min(i+blockItems, len(x))]
+			for _, e := range block {
+				var err error
+				if dst, err = appendAttrValue(dst, e); err != nil {
+					return dst, err
+				}
+			}
+			dst = finishBlock(dst, start, len(block))
+		}
+		return append(dst, 0), nil
+	case map[string]any:
+		return appendAttrMap(appendLong(dst, attrMap), x)
+	}
+	return dst, fmt.Errorf("%w: %T is not normalised (call NormalizeAttributes)", ErrBadAttribute, v)
+}
+
+// finishBlock makes the n items written to dst since start a block: it puts the block's header,
+// -n and the items' size in bytes, before them.
+func finishBlock(dst []byte, start, n int) []byte {
+	var buf [2 * binary.MaxVarintLen64]byte
+	h := appendLong(appendLong(buf[:0], -int64(n)), int64(len(dst)-start))
+	dst = append(dst, h...)
+	copy(dst[start+len(h):], dst[start:len(dst)-len(h)])
+	copy(dst[start:], h)
+	return dst
+}
+
+func appendLong(dst []byte, v int64) []byte {
+	return binary.AppendUvarint(dst, uint64(v<<1)^uint64(v>>63))
+}
+
+func appendDouble(dst []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+func appendString(dst []byte, s string) []byte {
+	return append(appendLong(dst, int64(len(s))), s...)
+}
+
+// appendOptional writes a ["null", "string"] union: null for "".
+func appendOptional(dst []byte, s string) []byte {
+	if s == "" {
+		return appendLong(dst, 0)
+	}
+	return appendString(appendLong(dst, 1), s)
+}
+
+// appendTimestamp writes a timestamp-micros long, as hamba/avro does.
+func appendTimestamp(dst []byte, t time.Time) []byte {
+	return appendLong(dst, t.Unix()*1e6+int64(t.Nanosecond()/1e3))
+}
