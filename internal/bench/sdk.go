@@ -128,7 +128,7 @@ func runSDK(ctx context.Context, e *Env, s *Section) error {
 	}
 	f := compare("SDK records/s", "records/s", sdkR, "encode + bare franz-go", encR)
 	s.Figures = append(s.Figures,
-		f.target("ratio ≥ 0.90", f.Ratio >= 0.90),
+		f.target("ratio ≥ 0.95", f.Ratio >= 0.95),
 		compare("SDK records/s vs pre-encoded", "records/s", sdkR, "bare franz-go, records pre-encoded", rawR),
 		compare("SDK allocations per record", "allocs", sdkA, "encode + bare franz-go", encA),
 	)
