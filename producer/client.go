@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -344,11 +346,42 @@ func (c *Client) encode(kind string, src *schemas.Source, attrs *map[string]any,
 // checkAttributes normalises attrs and checks the limits. The result may be attrs itself; the
 // record is encoded before Record* returns, so the caller's map is never retained or modified.
 func (c *Client) checkAttributes(attrs map[string]any) (map[string]any, error) {
+	if len(attrs) > 0 && c.plainAndWithinLimits(attrs) {
+		return attrs, nil
+	}
 	attrs, err := schemas.NormalizeAttributes(attrs)
 	if err != nil {
 		return nil, err
 	}
 	return attrs, c.checkLimits(attrs)
+}
+
+// plainAndWithinLimits reports, in one pass, whether attrs holds only values NormalizeAttributes
+// keeps as they are (nil, bool, int64, finite float64, string) and is within the limits: the
+// common case, which then needs neither. Anything else takes the full path and its errors.
+func (c *Client) plainAndWithinLimits(attrs map[string]any) bool {
+	if len(attrs) > c.cfg.MaxAttributes {
+		return false
+	}
+	for k, v := range attrs {
+		if len(k) > c.cfg.MaxAttributeKeyBytes {
+			return false
+		}
+		switch x := v.(type) {
+		case nil, bool, int64:
+		case float64:
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return false
+			}
+		case string:
+			if len(x) > c.cfg.MaxAttributeValueBytes {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Client) checkLimits(attrs map[string]any) error {
@@ -377,8 +410,17 @@ func (c *Client) checkLimits(attrs map[string]any) error {
 // SeriesKey is a metric's partition key: tenant, name, unit, aggregation type and the sorted
 // attributes, so every point of a series lands on one partition and one consumer owns its windows.
 func SeriesKey(m *Metric) []byte {
-	keys, values := schemas.FlattenAttributes(m.Attributes)
-	var b []byte
+	var stack [8]string // most series have few attributes: sort their keys without allocating
+	keys := stack[:0]
+	for k := range m.Attributes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	n := len(m.Tenant) + len(m.Name) + len(m.Unit) + len(m.AggregationType) + 3
+	for _, k := range keys {
+		n += len(k) + 18
+	}
+	b := make([]byte, 0, n)
 	b = append(b, m.Tenant...)
 	b = append(b, 0)
 	b = append(b, m.Name...)
@@ -386,11 +428,11 @@ func SeriesKey(m *Metric) []byte {
 	b = append(b, m.Unit...)
 	b = append(b, 0)
 	b = append(b, m.AggregationType...)
-	for i, k := range keys {
+	for _, k := range keys {
 		b = append(b, 0)
 		b = append(b, k...)
 		b = append(b, '=')
-		b = append(b, values[i]...)
+		b = schemas.AppendFlatValue(b, m.Attributes[k])
 	}
 	return b
 }

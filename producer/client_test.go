@@ -1,9 +1,12 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,6 +155,40 @@ func TestSeriesKeyIgnoresAttributeOrder(t *testing.T) {
 	c := Metric{Name: "m", Unit: "s", AggregationType: schemas.Gauge, Attributes: map[string]any{"a": "1", "b": int64(3)}}
 	if string(SeriesKey(&a)) != string(SeriesKey(&b)) || string(SeriesKey(&a)) == string(SeriesKey(&c)) {
 		t.Fatalf("series keys: %q %q %q", SeriesKey(&a), SeriesKey(&b), SeriesKey(&c))
+	}
+}
+
+// The series key is what partitions metrics: a different key for the same series after an upgrade
+// would send its points to another partition and consumer than its earlier ones. It stays the
+// bytes it was (tenant, name, unit, type, then key=value in key order, values as
+// FlattenAttributes gives them), checked against that definition on every kind of value, with
+// more keys than SeriesKey sorts without allocating.
+func TestSeriesKeyKeepsItsBytes(t *testing.T) {
+	was := func(m *Metric) []byte {
+		keys, values := schemas.FlattenAttributes(m.Attributes)
+		b := []byte(m.Tenant + "\x00" + m.Name + "\x00" + m.Unit + "\x00" + string(m.AggregationType))
+		for i, k := range keys {
+			b = append(b, 0)
+			b = append(b, k+"="+values[i]...)
+		}
+		return b
+	}
+	values := []any{nil, true, false, int64(-7), int64(math.MaxInt64), 2.0, -0.5, 1e21, "", "ü=\x00", []any{"a", int64(1)},
+		map[string]any{"z": nil, "a": []any{}}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		attrs := map[string]any{}
+		for j := range rng.IntN(13) {
+			attrs[fmt.Sprintf("k%d.%d", rng.IntN(100), j)] = values[rng.IntN(len(values))]
+		}
+		m := Metric{Name: "http.server.duration", Unit: "ms", AggregationType: schemas.Histogram, Attributes: attrs,
+			Source: schemas.Source{Tenant: "4f9e2a1c-0b7d-4e3f-8a6c-5d2b1e0f9a87"}}
+		if i%3 == 0 {
+			m.Tenant, m.Unit = "", ""
+		}
+		if got, want := SeriesKey(&m), was(&m); !bytes.Equal(got, want) {
+			t.Fatalf("attributes %v: series key %q, was %q", attrs, got, want)
+		}
 	}
 }
 

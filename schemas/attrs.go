@@ -209,6 +209,23 @@ func AttributeColumns(attrs map[string]any) (json string, keys, values []string)
 	return string(append(b, '}')), keys, values
 }
 
+// AppendFlatValue appends v as FlattenAttributes gives it. v must be normalised.
+func AppendFlatValue(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return dst
+	case string:
+		return append(dst, x...)
+	case bool:
+		return strconv.AppendBool(dst, x)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case float64:
+		return strconv.AppendFloat(dst, x, 'g', -1, 64)
+	}
+	return appendJSONValue(dst, v)
+}
+
 func flatValue(v any) string {
 	switch x := v.(type) {
 	case nil:

@@ -260,7 +260,7 @@ func isZeroDefault(v any) bool {
 func (c *Codec) AppendEvent(dst []byte, e *Event) ([]byte, error) {
 	if dst == nil {
 		dst = make([]byte, 0, soeHeader+len(e.EventID)+len(e.TraceID)+len(e.SpanID)+len(e.Type)+len(e.Name)+
-			len(e.Tenant)+len(e.Service)+len(e.Host)+sizeHint(e.Attributes))
+			len(e.Tenant)+len(e.Service)+len(e.Host)+sizeHint(len(e.Attributes)))
 	}
 	dst = append(dst, c.eventH[:]...)
 	dst, err := appendEventBody(dst, e)
@@ -276,7 +276,7 @@ func (c *Codec) AppendEvent(dst []byte, e *Event) ([]byte, error) {
 func (c *Codec) AppendMetric(dst []byte, m *Metric) ([]byte, error) {
 	v1 := m.Histogram == nil
 	if dst == nil {
-		n := soeHeader + len(m.MetricID) + len(m.TraceID) + len(m.Name) + len(m.Unit) + len(m.Tenant) + len(m.Service) + len(m.Host) + sizeHint(m.Attributes)
+		n := soeHeader + len(m.MetricID) + len(m.TraceID) + len(m.Name) + len(m.Unit) + len(m.Tenant) + len(m.Service) + len(m.Host) + sizeHint(len(m.Attributes))
 		if !v1 {
 			n += 64 + 10*(len(m.Histogram.Bounds)+len(m.Histogram.Counts))
 		}

@@ -40,7 +40,7 @@ func mallocs() uint64 {
 // franz-go producing the records already encoded, all with the same producer settings to the
 // same broker, the three sides alternating their order run to run.
 func runSDK(ctx context.Context, e *Env, s *Section) error {
-	n, runs := pick(e, 200000, 20000), pick(e, 7, 1)
+	n, runs := pick(e, 600000, 20000), pick(e, 7, 1)
 	es, ms := sdkLoad(n)
 	codec, err := schemas.NewCodec()
 	if err != nil {
