@@ -135,7 +135,7 @@ func runSDK(ctx context.Context, e *Env, s *Section) error {
 	s.Notes = append(s.Notes, fmt.Sprintf("Each run sends %s records (half events, half metrics, ids and times set, a few attributes) "+
 		"with `RecordEvent`/`RecordMetric` and async batching, then `Flush`; the baselines produce the same records with bare "+
 		"franz-go and the same settings (acks=all, idempotent, zstd, %v linger, murmur2 keys) to the same broker, one encoding them "+
-		"with the same codec (hamba/avro) as it goes, one with the records encoded beforehand. The three sides alternate their "+
+		"with the same codec (schemas.Codec) as it goes, one with the records encoded beforehand. The three sides alternate their "+
 		"order. `BENCH_LINGER=20ms` sweeps the linger.", thousands(int64(n)), producer.DefaultConfig().Linger))
 	return nil
 }
