@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -32,14 +33,7 @@ func appendEventBody(dst []byte, e *Event) ([]byte, error) {
 	dst = appendOptional(dst, e.SpanID)
 	dst = appendString(dst, e.Type)
 	dst = appendString(dst, e.Name)
-	dst = appendTimestamp(dst, e.Timestamp)
-	dst, err := appendAttrMap(dst, e.Attributes)
-	if err != nil {
-		return dst, err
-	}
-	dst = appendString(dst, e.Tenant)
-	dst = appendString(dst, e.Service)
-	return appendString(dst, e.Host), nil
+	return appendTail(dst, e.Timestamp, e.Attributes, &e.Source)
 }
 
 // appendMetricBody appends m's metric.avsc body, or its metric.v1.avsc body (the same fields
@@ -50,33 +44,30 @@ func appendMetricBody(dst []byte, m *Metric, v1 bool) ([]byte, error) {
 	dst = appendString(dst, m.Name)
 	dst = appendDouble(dst, m.Value)
 	dst = appendString(dst, m.Unit)
-	var symbol int64
-	switch m.AggregationType {
-	case Counter:
-		symbol = 0
-	case Gauge:
-		symbol = 1
-	case Histogram:
-		symbol = 2
-	default:
+	symbol := slices.Index(aggregationSymbols[:], m.AggregationType)
+	if symbol < 0 {
 		return dst, fmt.Errorf("aggregation_type %q: not one of counter, gauge, histogram", m.AggregationType)
 	}
-	dst = appendLong(dst, symbol)
-	dst = appendTimestamp(dst, m.Timestamp)
-	dst, err := appendAttrMap(dst, m.Attributes)
-	if err != nil {
+	dst, err := appendTail(appendLong(dst, int64(symbol)), m.Timestamp, m.Attributes, &m.Source)
+	if err != nil || v1 {
 		return dst, err
-	}
-	dst = appendString(dst, m.Tenant)
-	dst = appendString(dst, m.Service)
-	dst = appendString(dst, m.Host)
-	if v1 {
-		return dst, nil
 	}
 	if m.Histogram == nil {
 		return appendLong(dst, 0), nil
 	}
 	return appendHistogram(appendLong(dst, 1), m.Histogram), nil
+}
+
+// appendTail writes the fields events and metrics share, in their order: timestamp, attributes,
+// tenant, service, host.
+func appendTail(dst []byte, ts time.Time, attrs map[string]any, src *Source) ([]byte, error) {
+	dst, err := appendAttrMap(appendTimestamp(dst, ts), attrs)
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, src.Tenant)
+	dst = appendString(dst, src.Service)
+	return appendString(dst, src.Host), nil
 }
 
 func appendHistogram(dst []byte, h *Distribution) []byte {
@@ -118,17 +109,6 @@ func appendArray[T any](dst []byte, xs []T, appendItem func([]byte, T) []byte) [
 	return append(dst, 0)
 }
 
-// The AttrValue union's branches, in the order of its "v" field.
-const (
-	attrNull = iota
-	attrBool
-	attrLong
-	attrDouble
-	attrString
-	attrList
-	attrMap
-)
-
 // appendAttrMap writes a map of AttrValue records. Like hamba/avro it writes any depth and length:
 // the limits are NormalizeAttributes' (the SDK) and the decoder's.
 func appendAttrMap(dst []byte, attrs map[string]any) ([]byte, error) {
@@ -154,21 +134,21 @@ func appendAttrMap(dst []byte, attrs map[string]any) ([]byte, error) {
 func appendAttrValue(dst []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:
-		return appendLong(dst, attrNull), nil
+		return appendLong(dst, avNull), nil
 	case bool:
 		b := byte(0)
 		if x {
 			b = 1
 		}
-		return append(appendLong(dst, attrBool), b), nil
+		return append(appendLong(dst, avBool), b), nil
 	case int64:
-		return appendLong(appendLong(dst, attrLong), x), nil
+		return appendLong(appendLong(dst, avLong), x), nil
 	case float64:
-		return appendDouble(appendLong(dst, attrDouble), x), nil
+		return appendDouble(appendLong(dst, avDouble), x), nil
 	case string:
-		return appendString(appendLong(dst, attrString), x), nil
+		return appendString(appendLong(dst, avString), x), nil
 	case []any:
-		dst = appendLong(dst, attrList)
+		dst = appendLong(dst, avArray)
 		for i := 0; i < len(x); i += blockItems {
 			start := len(dst)
 			block := x[i:min(i+blockItems, len(x))]
@@ -182,7 +162,7 @@ func appendAttrValue(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, 0), nil
 	case map[string]any:
-		return appendAttrMap(appendLong(dst, attrMap), x)
+		return appendAttrMap(appendLong(dst, avMap), x)
 	}
 	return dst, fmt.Errorf("%w: %T is not normalised (call NormalizeAttributes)", ErrBadAttribute, v)
 }
