@@ -19,7 +19,7 @@ type ClickHouseStore struct {
 	suffix   string // appended to the raw tables' names: "_local" for Local
 
 	replicasMu sync.Mutex
-	replicas   *[][]string // once known: per shard, a remote() table expression of each replica's rollups_local (nil: one server)
+	replicas   *[][]replica // once known: the replicas of each shard (nil: one server)
 
 	remoteUser, remotePassword string // the account remote() reads replicas as (see ReadReplicasAs)
 }

@@ -32,41 +32,60 @@ func TestDistributedEngineParsed(t *testing.T) {
 func TestReplicaTablesGroupedByShard(t *testing.T) {
 	hosts := [][]string{{"127.0.0.1:9001", "127.0.0.1:9002"}, {"[::1]:9003"}}
 	got := replicaTables(hosts, "db", "", "")
-	want := [][]string{
-		{"remote('127.0.0.1:9001', db, rollups_local)", "remote('127.0.0.1:9002', db, rollups_local)"},
-		{"remote('[::1]:9003', db, rollups_local)"},
+	want := [][]replica{
+		{{"127.0.0.1:9001", "remote('127.0.0.1:9001', db, rollups_local)", "remote('127.0.0.1:9001', system, replicas)"},
+			{"127.0.0.1:9002", "remote('127.0.0.1:9002', db, rollups_local)", "remote('127.0.0.1:9002', system, replicas)"}},
+		{{"[::1]:9003", "remote('[::1]:9003', db, rollups_local)", "remote('[::1]:9003', system, replicas)"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	// With the consumer's account, quoted: a quote or backslash in the password stays in it.
 	got = replicaTables(hosts[1:], "db", "tributary", `it's\`)
-	if w := `remote('[::1]:9003', db, rollups_local, 'tributary', 'it\'s\\')`; got[0][0] != w {
-		t.Errorf("got %s, want %s", got[0][0], w)
+	if w := `remote('[::1]:9003', db, rollups_local, 'tributary', 'it\'s\\')`; got[0][0].rollups != w {
+		t.Errorf("got %s, want %s", got[0][0].rollups, w)
+	}
+	if w := `remote('[::1]:9003', system, replicas, 'tributary', 'it\'s\\')`; got[0][0].status != w {
+		t.Errorf("got %s, want %s", got[0][0].status, w)
 	}
 }
 
-// A replica down is skipped while its twin answers; a whole shard down is an error naming it; a
-// permanent error stops at once.
-func TestEachShardNeedsOneReplicaPerShard(t *testing.T) {
-	shards := [][]string{{"a1", "a2"}, {"b1", "b2"}}
-	f := func(down map[string]error, wantErr string, wantRead []string) {
+// A replica down is skipped while a twin that answered holds every part; a twin that may lack
+// some (still fetching, read-only after a restart) is not enough, and the error names both; a whole
+// shard down is an error naming it; a permanent error stops at once.
+func TestEachShardNeedsACompleteReplicaPerShard(t *testing.T) {
+	shards := replicaTables([][]string{{"a1", "a2"}, {"b1", "b2"}}, "db", "", "")
+	f := func(down map[string]error, lacking map[string]bool, wantErr string, wantRead, wantAsked []string) {
 		t.Helper()
-		var read []string
-		err := eachShard(shards, func(from string) error { read = append(read, from); return down[from] })
+		var read, asked []string
+		err := eachShard(shards, func(from string) error {
+			addr := strings.TrimPrefix(strings.TrimSuffix(from, "', db, rollups_local)"), "remote('")
+			read = append(read, addr)
+			return down[addr]
+		}, func(r replica) error {
+			asked = append(asked, r.addr)
+			if lacking[r.addr] {
+				return errors.New("1 part still to fetch")
+			}
+			return nil
+		})
 		if (err == nil) != (wantErr == "") || (err != nil && !strings.Contains(err.Error(), wantErr)) {
-			t.Errorf("down %v: error %v, want %q", down, err, wantErr)
+			t.Errorf("down %v, lacking %v: error %v, want %q", down, lacking, err, wantErr)
 		}
-		if !reflect.DeepEqual(read, wantRead) {
-			t.Errorf("down %v: read %v, want %v", down, read, wantRead)
+		if !reflect.DeepEqual(read, wantRead) || !reflect.DeepEqual(asked, wantAsked) {
+			t.Errorf("down %v, lacking %v: read %v and asked %v, want %v and %v", down, lacking, read, asked, wantRead, wantAsked)
 		}
 	}
 	refused := errors.New("connection refused")
 	all := []string{"a1", "a2", "b1", "b2"}
-	f(nil, "", all)
-	f(map[string]error{"a1": refused, "b2": refused}, "", all)
-	f(map[string]error{"b1": refused, "b2": refused}, "no replica of shard 2 answered: connection refused", all)
-	f(map[string]error{"a1": Permanent(errors.New("bad row"))}, "bad row", []string{"a1"})
+	f(nil, nil, "", all, nil)
+	f(nil, map[string]bool{"a1": true, "b2": true}, "", all, nil) // every replica read: together they hold every part
+	f(map[string]error{"a1": refused, "b2": refused}, nil, "", all, []string{"a2", "b1"})
+	f(map[string]error{"a1": refused}, map[string]bool{"a2": true},
+		"shard 1: a replica did not answer and those that did may lack windows it wrote: replica a1: connection refused\n1 part still to fetch",
+		[]string{"a1", "a2"}, []string{"a2"})
+	f(map[string]error{"b1": refused, "b2": refused}, nil, "no replica of shard 2 answered: replica b1: connection refused", all, nil)
+	f(map[string]error{"a1": Permanent(errors.New("bad row"))}, nil, "bad row", []string{"a1"}, nil)
 }
 
 // Of the versions of a window read from several replicas the newest (highest last offset) is kept,

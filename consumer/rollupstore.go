@@ -91,7 +91,7 @@ func (s *ClickHouseStore) LoadWindows(ctx context.Context, keys []rollups.Key) (
 		ws, err := s.loadWindowsFrom(ctx, from, keys)
 		out = append(out, ws...)
 		return err
-	})
+	}, func(r replica) error { return s.replicaComplete(ctx, r) })
 	if err != nil {
 		return nil, fmt.Errorf("load rollup windows: %w", err)
 	}
@@ -193,7 +193,7 @@ func (s *ClickHouseStore) LatestWindows(ctx context.Context, since map[int32]int
 			}
 		}
 		return err
-	})
+	}, func(r replica) error { return s.replicaComplete(ctx, r) })
 	if err != nil {
 		return nil, fmt.Errorf("latest rollup windows: %w", err)
 	}
