@@ -25,7 +25,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if len(applied) != 0 {
 		t.Fatalf("second migrate applied %v again", applied)
 	}
-	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_by_attr_hash", "events_by_attr_hash_mv", "metrics", "rollups", "schema_migrations"} {
+	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_attr_index", "events_attr_index_mv", "metrics", "rollups", "schema_migrations"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -34,7 +34,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			t.Errorf("table %s.%s missing", cfg.Database, table)
 		}
 	}
-	for _, table := range []string{"events_by_attr", "events_by_attr_mv"} { // replaced by events_by_attr_hash (0007)
+	for _, table := range []string{"events_by_attr", "events_by_attr_mv", "events_by_attr_hash", "events_by_attr_hash_mv"} { // replaced by events_by_attr_hash (0007), then events_attr_index (0008)
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -187,15 +187,15 @@ func TestMigrateIndexesStoredEventsByAttributeHash(t *testing.T) {
 	}
 	var rows, eu, h3eu uint64
 	if err := conn.QueryRow(ctx, "SELECT count(), countIf(attr_hash = cityHash64('region', 'eu')), "+
-		"(SELECT count() FROM (SELECT event_id FROM "+db+".events_by_attr_hash WHERE attr_hash IN (cityHash64('host', 'h3'), cityHash64('region', 'us')) "+
-		"GROUP BY event_id HAVING uniqExact(attr_hash) = 2)) FROM "+db+".events_by_attr_hash FINAL").Scan(&rows, &eu, &h3eu); err != nil {
+		"(SELECT count() FROM (SELECT event_hash FROM "+db+".events_attr_index WHERE attr_hash IN (cityHash64('host', 'h3'), cityHash64('region', 'us')) "+
+		"GROUP BY event_hash HAVING uniqExact(attr_hash) = 2)) FROM "+db+".events_attr_index FINAL").Scan(&rows, &eu, &h3eu); err != nil {
 		t.Fatal(err)
 	}
 	if rows != 3000 || eu != 500 || h3eu != 100 {
 		t.Errorf("after the upgrade the index has %d rows (want 3000), %d of region=eu (want 500), %d events of host=h3 and region=us (want 100)", rows, eu, h3eu)
 	}
 	var old uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('events_by_attr', 'events_by_attr_mv')", db).Scan(&old); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('events_by_attr', 'events_by_attr_mv', 'events_by_attr_hash', 'events_by_attr_hash_mv')", db).Scan(&old); err != nil {
 		t.Fatal(err)
 	}
 	if old != 0 {

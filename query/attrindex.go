@@ -14,13 +14,18 @@ import (
 	"github.com/tributary/tributary/schemas"
 )
 
-// pageByAttr finds the page of an event filter with attribute conditions in the attribute index
-// (events_by_attr_hash, one row per event and attribute, ordered by tenant, the attribute's hash
-// cityHash64(key, value) and time) instead of scanning events: the index rows of the filter's
-// attributes that satisfy its other conditions, grouped by event and kept when the event has
-// every one of the attributes, give the page's (tenant, type, timestamp, event_id), in the page's
-// order. The events are then read from events, which checks the attributes themselves (see
-// eventsByKey).
+// pageByAttr answers an event filter with attribute conditions (and neither a trace nor a span
+// id) from the attribute index (events_attr_index: one row per event and attribute, every column
+// a hash or a time, ordered by the tenant's and the attribute's hash and time) instead of scanning
+// events. The index rows of the filter's attributes that satisfy its other conditions, grouped by
+// event and kept when the event has every one of the attributes, name the page's events by
+// (tenant_hash, timestamp_us, event_hash); the events are then read from events, in the page's
+// order, which is by (timestamp_us, event_id): the index orders events of one microsecond by
+// their id's hash instead, so the page's first and last microsecond are read whole and the page
+// is cut from them by id (see cutPage). It returns the page (up to f.Limit events) and false when
+// the events read do not agree with the index (a hash collision put in an event the filter does
+// not match, retention or new rows moved the page between two reads): the caller then answers
+// from events alone, whose SQL checks every condition.
 //
 // ClickHouse 18.16 sorts every matching row before applying LIMIT, so a frequent value (a
 // four-valued region across 10M events) would cost a sort of millions of rows. It therefore
@@ -28,40 +33,53 @@ import (
 // filter's first attribute (in sorted key order) so that it probably holds the page, and widens it
 // eightfold until it holds the page or covers the whole range. A window holding a full page holds
 // exactly the first rows of the whole range.
-func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
+func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]EventJSON, bool, error) {
 	keys := slices.Sorted(maps.Keys(f.Attributes))
-	db := s.cfg.ClickHouse.Database
+	idx := s.cfg.ClickHouse.Database + ".events_attr_index"
 
 	// The first attribute's rows and time span within the requested range (cheap: key columns only).
 	stat := Filter{Start: f.Start, End: f.End, scope: f.scope}
-	cond, args := where(stat, "events")
+	cond, args := indexWhere(stat)
 	cond = andCond(cond, "attr_hash = cityHash64(?, ?)")
 	args = append(args, keys[0], f.Attributes[keys[0]])
 	var n uint64
 	var lo, hi uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count(), min(timestamp_us), max(timestamp_us) FROM "+db+".events_by_attr_hash"+cond, args...).
+	if err := s.conn.QueryRow(ctx, "SELECT count(), min(timestamp_us), max(timestamp_us) FROM "+idx+cond, args...).
 		Scan(&n, &lo, &hi); err != nil {
-		return nil, fmt.Errorf("query events by attribute: %w", err)
+		return nil, false, fmt.Errorf("query events by attribute: %w", err)
 	}
 	if n == 0 {
-		return nil, nil
+		return []EventJSON{}, true, nil
 	}
 	hi++ // exclusive
 	need := uint64(f.Offset + f.Limit)
 	frac := min(1.0, 4*float64(need)/float64(n))
 
-	// The filter's other conditions apply to the index's own columns (type, name, span_id, time).
-	other := f
-	other.Attributes = nil
 	hashes := make([]string, len(keys))
 	var hargs []any
 	for i, k := range keys {
 		hashes[i] = "attr_hash = cityHash64(?, ?)"
 		hargs = append(hargs, k, f.Attributes[k])
 	}
-	var refs []eventRef
+	// matching is the events of w's range (and extra, a condition on timestamp_us) that have every
+	// attribute, once each: replays of an event repeat its index rows until ClickHouse merges them.
+	matching := func(w Filter, extra string, extraArgs ...any) (string, []any) {
+		cond, args := indexWhere(w)
+		cond = andCond(cond, "("+strings.Join(hashes, " OR ")+")")
+		if extra != "" {
+			cond = andCond(cond, extra)
+		}
+		args = append(append(args, hargs...), extraArgs...)
+		return "SELECT tenant_hash, timestamp_us, event_hash FROM " + idx + cond +
+			" GROUP BY tenant_hash, timestamp_us, event_hash HAVING uniqExact(attr_hash) = ?", append(args, len(keys))
+	}
+	dir := "ASC"
+	if f.Descending {
+		dir = "DESC"
+	}
+	var refs []attrRef
 	for {
-		w := other
+		w := f
 		width := uint64(float64(hi-lo) * frac)
 		if frac < 1 {
 			// Window [a, b) in microseconds, at the end of the range the page starts from.
@@ -77,25 +95,163 @@ func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]eventRef, error) {
 				w.End = f.End
 			}
 		}
-		cond, args := where(w, "events")
-		cond = andCond(cond, "("+strings.Join(hashes, " OR ")+")")
-		args = append(args, hargs...)
-		tail, targs := orderLimit(f, "event_id")
-		// Replays of an event repeat its index rows until ClickHouse merges them: count each
-		// attribute once.
+		sql, args := matching(w, "")
 		var err error
-		refs, err = s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+db+".events_by_attr_hash"+cond+
-			" GROUP BY tenant, type, timestamp, event_id, timestamp_us HAVING uniqExact(attr_hash) = ?"+tail,
-			append(append(args, len(keys)), targs...))
+		refs, err = s.attrRefs(ctx, sql+" ORDER BY timestamp_us "+dir+", event_hash "+dir+" LIMIT ?, ?", append(args, f.Offset, f.Limit))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if len(refs) >= f.Limit || frac >= 1 {
 			break
 		}
 		frac = min(1, frac*8)
 	}
+	if len(refs) == 0 {
+		return []EventJSON{}, true, nil
+	}
+
+	// The page's first and last microsecond whole, and how many matching events come before the
+	// first (none when the page starts the range).
+	first, last := refs[0].us, refs[len(refs)-1].us
+	sql, bargs := matching(f, "timestamp_us IN (?, ?)", first, last)
+	edges, err := s.attrRefs(ctx, sql+" LIMIT ?", append(bargs, maxEdgeEvents+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(edges) > maxEdgeEvents {
+		return nil, false, nil // a microsecond with that many events: answer from events
+	}
+	var before uint64
+	if f.Offset > 0 {
+		op := "<"
+		if f.Descending {
+			op = ">"
+		}
+		sql, cargs := matching(f, "timestamp_us "+op+" ?", first)
+		if err := s.conn.QueryRow(ctx, "SELECT count() FROM ("+sql+")", cargs...).Scan(&before); err != nil {
+			return nil, false, fmt.Errorf("query events by attribute: %w", err)
+		}
+	}
+	want := edges
+	for _, r := range refs {
+		if r.us != first && r.us != last {
+			want = append(want, r)
+		}
+	}
+	events, err := s.eventsByRef(ctx, want, f)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(events) != len(want) || !matchFilter(events, f) {
+		return nil, false, nil
+	}
+	page, ok := cutPage(events, f.Offset-int(before), f.Limit)
+	return page, ok, nil
+}
+
+// maxEdgeEvents bounds the events of one microsecond that pageByAttr reads to order a page's
+// edge by id; past it the page is answered from events.
+const maxEdgeEvents = 100_000
+
+// cutPage returns the limit events from skip of events, which are the page's events in its order
+// from the first event of its first microsecond (skip: how many of those come before the page).
+// It returns false when skip is outside events (the index and events disagree).
+func cutPage(events []EventJSON, skip, limit int) ([]EventJSON, bool) {
+	if skip < 0 || skip >= len(events) {
+		return nil, false
+	}
+	return events[skip:min(len(events), skip+limit)], true
+}
+
+// attrRef names an event in the attribute index.
+type attrRef struct {
+	tenant, us, event uint64 // tenant_hash, timestamp_us, event_hash
+}
+
+// attrRefs runs sql, which selects tenant_hash, timestamp_us and event_hash.
+func (s *Server) attrRefs(ctx context.Context, sql string, args []any) ([]attrRef, error) {
+	rows, err := s.conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events by attribute: %w", err)
+	}
+	defer rows.Close()
+	var refs []attrRef
+	for rows.Next() {
+		var r attrRef
+		if err := rows.Scan(&r.tenant, &r.us, &r.event); err != nil {
+			return nil, fmt.Errorf("query events by attribute: %w", err)
+		}
+		refs = append(refs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events by attribute: %w", err)
+	}
 	return refs, nil
+}
+
+// eventsByRef reads the events refs name from events, in f's order (timestamp_us, then
+// event_id). The refs travel as an external table; the time range of the refs (and the tenant of
+// a scoped request) bound the read with the sorting key and partitions.
+func (s *Server) eventsByRef(ctx context.Context, refs []attrRef, f Filter) ([]EventJSON, error) {
+	tbl, err := ext.NewTable("page_refs", ext.Column("tenant_hash", "UInt64"), ext.Column("timestamp_us", "UInt64"),
+		ext.Column("event_hash", "UInt64"))
+	if err != nil {
+		return nil, fmt.Errorf("query events: page keys: %w", err)
+	}
+	lo, hi := refs[0].us, refs[0].us
+	for _, r := range refs {
+		if err := tbl.Append(r.tenant, r.us, r.event); err != nil {
+			return nil, fmt.Errorf("query events: page keys: %w", err)
+		}
+		lo, hi = min(lo, r.us), max(hi, r.us)
+	}
+	w := Filter{Start: time.UnixMicro(int64(lo)), End: time.UnixMicro(int64(hi) + 1), scope: f.scope}
+	cond, args := where(w, "events")
+	dir := "ASC"
+	if f.Descending {
+		dir = "DESC"
+	}
+	sql := eventColumns + s.cfg.ClickHouse.Database + ".events FINAL" + andCond(cond,
+		"(cityHash64(tenant), timestamp_us, cityHash64(event_id)) IN (SELECT tenant_hash, timestamp_us, event_hash FROM page_refs)") +
+		" ORDER BY timestamp_us " + dir + ", event_id " + dir
+	return s.readEvents(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), sql, args)
+}
+
+// indexWhere is where for the attribute index: the tenant, types and name as their hashes, and the
+// time range. (A filter with a trace or span id does not read the index.)
+func indexWhere(f Filter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.scope.scoped {
+		conds, args = append(conds, "tenant_hash = cityHash64(?)"), append(args, f.scope.tenant)
+	}
+	if len(f.Types) > 0 {
+		conds = append(conds, "type_hash IN ("+strings.TrimSuffix(strings.Repeat("cityHash64(?), ", len(f.Types)), ", ")+")")
+		args = append(args, anySlice(f.Types)...)
+	}
+	if f.Name != "" {
+		conds, args = append(conds, "name_hash = cityHash64(?)"), append(args, f.Name)
+	}
+	t := Filter{Start: f.Start, End: f.End}
+	tc, targs := where(t, "events")
+	if tc != "" {
+		conds, args = append(conds, strings.TrimPrefix(tc, " WHERE ")), append(args, targs...)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// matchFilter reports whether every event matches f's types, name and attributes: the index
+// compares their hashes.
+func matchFilter(events []EventJSON, f Filter) bool {
+	for _, e := range events {
+		if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) || f.Name != "" && e.Name != f.Name {
+			return false
+		}
+	}
+	return haveAttributes(events, f.Attributes)
 }
 
 // eventRef is an event's sorting key in events.

@@ -139,9 +139,10 @@ func (s *Server) traceExists(ctx context.Context, f Filter) (bool, error) {
 const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM "
 
 // queryEvents answers an event filter. A trace's events are read from events_by_trace, ordered by
-// trace. Otherwise the page is found first, reading only key columns (from the attribute index
-// when the filter has attributes, from events if not), and then its rows are read from events by
-// their sorting key: ordering a range's rows costs far less without their attributes' JSON.
+// trace. A filter with attributes (and no span id) is answered from the attribute index (see
+// pageByAttr). Otherwise the page is found first, reading only key columns of events, and then
+// its rows are read from events by their sorting key: ordering a range's rows costs far less
+// without their attributes' JSON.
 // It reads one row past the page to tell whether more follow (more).
 func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more bool, _ error) {
 	ctx, cancel := s.queryCtx(ctx)
@@ -163,35 +164,31 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 		return s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
 			append(args, targs...))
 	}
-	var refs []eventRef
-	var err error
-	if len(f.Attributes) > 0 {
-		refs, err = s.pageByAttr(ctx, f)
-	} else {
-		refs, err = scan()
+	if len(f.Attributes) > 0 && f.SpanID == "" {
+		out, ok, err := s.pageByAttr(ctx, f)
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			if len(out) > limit {
+				return out[:limit], true, nil
+			}
+			return out, false, nil
+		}
+		// An index row named an event the filter does not match (two hashes collided), retention
+		// or new rows changed the page between two reads, or one microsecond holds more than
+		// maxEdgeEvents events: answer from events alone, whose SQL checks every condition.
+		s.log.Warn("the attribute index could not answer this page: answering from events", "attributes", f.Attributes)
 	}
+	refs, err := scan()
 	if err != nil {
 		return nil, false, err
 	}
-	page := func() ([]EventJSON, bool, error) {
-		more := len(refs) > limit
-		if more {
-			refs = refs[:limit]
-		}
-		out, err := s.eventsByKey(ctx, refs, f.Descending)
-		return out, more, err
+	more = len(refs) > limit
+	if more {
+		refs = refs[:limit]
 	}
-	out, more, err := page()
-	if err == nil && len(f.Attributes) > 0 && (len(out) < len(refs) || !haveAttributes(out, f.Attributes)) {
-		// An index row named an event that lacks the attributes (two attributes' hashes collided),
-		// or retention dropped an event between the two reads: answer from events alone, whose
-		// SQL checks the attributes itself.
-		s.log.Warn("attribute index row without a matching event: answering from events", "attributes", f.Attributes)
-		if refs, err = scan(); err != nil {
-			return nil, false, err
-		}
-		out, more, err = page()
-	}
+	out, err := s.eventsByKey(ctx, refs, f.Descending)
 	return out, more, err
 }
 

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 
 	"github.com/tributary/tributary/chdb"
 	"github.com/tributary/tributary/consumer/consumertest"
@@ -51,6 +55,13 @@ func newFixture(t *testing.T) *fixture {
 			Attributes: map[string]any{"host": fmt.Sprintf("h%d", i%4)},
 		})
 	}
+	return f.serve(t, conn)
+}
+
+// serve stores f's events and metrics and starts a query service over them.
+func (f *fixture) serve(t *testing.T, conn driver.Conn) *fixture {
+	t.Helper()
+	cfg := f.chcfg
 	if err := consumertest.Write(context.Background(), conn, cfg.Database, f.events, f.metrics); err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +145,72 @@ func TestEventFiltersMatchBruteForce(t *testing.T) {
 		})
 }
 
+// The attribute index orders the events of one microsecond by their id's hash; a page is in
+// (timestamp, event_id) order all the same, as the scan of events gives it, at every offset, in both
+// orders, also when a page starts or ends inside such a group and when one group spans a page.
+func TestAttributePagesOrderEventsOfOneMicrosecondByID(t *testing.T) {
+	cfg := testenv.ClickHouse(t)
+	conn := testenv.OpenClickHouse(t, cfg)
+	f := &fixture{chcfg: cfg}
+	rng := rand.NewChaCha8([32]byte{3, 4})
+	for i := range 240 {
+		// Groups of 1 to 12 events share a microsecond.
+		at := base.Add(time.Duration(i/12)*time.Second + time.Duration(i%12/(1+i/12%4))*time.Microsecond)
+		id := uuid.Must(uuid.NewRandomFromReader(rng)).String()
+		f.events = append(f.events, schemas.Event{EventID: id, Type: []string{"a", "b"}[i%2], Name: "n", Timestamp: at,
+			Attributes: map[string]any{"zone": fmt.Sprintf("z%d", i%3), "all": "yes"}})
+	}
+	f.serve(t, conn)
+	ctx := context.Background()
+	byTimeThenID := func(desc bool, keep func(schemas.Event) bool) []string {
+		var es []schemas.Event
+		for _, e := range f.events {
+			if keep(e) {
+				es = append(es, e)
+			}
+		}
+		sort.Slice(es, func(i, j int) bool {
+			a, b := es[i], es[j]
+			if desc {
+				a, b = b, a
+			}
+			if !a.Timestamp.Equal(b.Timestamp) {
+				return a.Timestamp.Before(b.Timestamp)
+			}
+			return a.EventID < b.EventID
+		})
+		return ids(es, func(e schemas.Event) string { return e.EventID })
+	}
+	for _, c := range []struct {
+		name string
+		flt  query.Filter
+		keep func(schemas.Event) bool
+	}{
+		{"every event", query.Filter{Attributes: map[string]string{"all": "yes"}}, func(schemas.Event) bool { return true }},
+		{"a zone", query.Filter{Attributes: map[string]string{"zone": "z1"}}, func(e schemas.Event) bool { return e.Attributes["zone"] == "z1" }},
+		{"a zone and a type", query.Filter{Attributes: map[string]string{"zone": "z2", "all": "yes"}, Types: []string{"b"}},
+			func(e schemas.Event) bool { return e.Attributes["zone"] == "z2" && e.Type == "b" }},
+	} {
+		for _, desc := range []bool{false, true} {
+			want := byTimeThenID(desc, c.keep)
+			for _, limit := range []int{1, 5, 13} {
+				for off := 0; off <= len(want); off += max(1, limit/2) {
+					flt := c.flt
+					flt.Limit, flt.Offset, flt.Descending = limit, off, desc
+					got, _, err := f.client.QueryEvents(ctx, flt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w := want[off:min(len(want), off+limit)]
+					if g := ids(got, func(e schemas.Event) string { return e.EventID }); fmt.Sprint(g) != fmt.Sprint(w) {
+						t.Fatalf("%s, descending %v, limit %d, offset %d: got %v, want %v", c.name, desc, limit, off, g, w)
+					}
+				}
+			}
+		}
+	}
+}
+
 // An attribute index row that names an event without the attribute (what a collision of two
 // attributes' hashes would leave) does not put that event in an answer: the page comes from events.
 func TestAttributeHashCollisionAnswersFromEvents(t *testing.T) {
@@ -141,8 +218,8 @@ func TestAttributeHashCollisionAnswersFromEvents(t *testing.T) {
 	ctx := context.Background()
 	conn := testenv.OpenClickHouse(t, f.chcfg)
 	// e0001 has node_id node_1; give it a row saying node_4, as a colliding attribute would.
-	if err := conn.Exec(ctx, "INSERT INTO "+f.chcfg.Database+".events_by_attr_hash (tenant, attr_hash, timestamp, timestamp_us, event_id, type, name, trace_id, span_id) "+
-		"SELECT tenant, cityHash64('node_id', 'node_4'), timestamp, timestamp_us, event_id, type, name, trace_id, span_id FROM "+
+	if err := conn.Exec(ctx, "INSERT INTO "+f.chcfg.Database+".events_attr_index (tenant_hash, attr_hash, timestamp, timestamp_us, event_hash, type_hash, name_hash) "+
+		"SELECT cityHash64(tenant), cityHash64('node_id', 'node_4'), timestamp, timestamp_us, cityHash64(event_id), cityHash64(type), cityHash64(name) FROM "+
 		f.chcfg.Database+".events WHERE event_id = 'e0001'"); err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func compare(t *testing.T, e engine, r *replayResult, steps []*step) {
 func checkCoverage(t *testing.T, steps []*step, db string) {
 	t.Helper()
 	want := []struct{ what, re string }{
-		{"the migrations' DDL", `CREATE TABLE IF NOT EXISTS ` + db + `\.events_by_attr_hash\b`},
+		{"the migrations' DDL", `CREATE TABLE IF NOT EXISTS ` + db + `\.events_attr_index\b`},
 		{"the migrations' materialized views", `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + db + `\.events_by_trace_mv`},
 		{"the migrations' ADD COLUMN", `ALTER TABLE ` + db + `\.rollups ADD COLUMN sketch_p99`},
 		{"migrate's column check", `FROM system\.columns`},
@@ -128,9 +128,11 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 		{"rollup inserts", `INSERT INTO ` + db + `\.rollups \(.*sketch_p99`},
 		{"LoadWindows", `series_id IN _series`},
 		{"LatestWindows", `toUInt32\(max\(window_start\)\)`},
-		{"events by key (page_refs)", `FROM page_refs`},
+		{"events by key (page_refs)", `SELECT tenant, type, timestamp, event_id FROM page_refs`},
+		{"events by attribute index reference (page_refs)", `SELECT tenant_hash, timestamp_us, event_hash FROM page_refs`},
 		{"trace reads", `events_by_trace FINAL WHERE`},
-		{"the attribute index", `FROM ` + db + `\.events_by_attr_hash WHERE`},
+		{"the attribute index", `FROM ` + db + `\.events_attr_index WHERE`},
+		{"the attribute index's page edges", `timestamp_us IN \(`},
 		{"tenant scoping", `tenant = 'acme'`},
 		{"raw aggregates", `quantilesExact\(`},
 		{"rollup aggregates", `argMax\(tuple\(`},

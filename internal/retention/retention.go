@@ -47,12 +47,12 @@ type Dropped struct {
 
 // tableDays is each table's retention in days under cfg.
 func tableDays(cfg Config) map[string]int {
-	return map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_by_attr_hash": cfg.EventsDays,
+	return map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_attr_index": cfg.EventsDays,
 		"metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
 }
 
 // Enforce drops, in ch.Database, every partition of events (and its indexes, events_by_trace and
-// events_by_attr_hash), metrics and rollups whose day ended more than the table's retention before
+// events_attr_index), metrics and rollups whose day ended more than the table's retention before
 // now. A partition of day D is kept while D >= today - days.
 //
 // On a cluster (ch.Cluster set) the rows are in the Replicated <table>_local tables of each shard
@@ -74,7 +74,7 @@ func Enforce(ctx context.Context, conn driver.Conn, ch chdb.Config, cfg Config, 
 		parts, suffix, on = "cluster('"+cluster+"', system, parts)", "_local", " ON CLUSTER "+cluster
 	}
 	var names []string
-	for _, t := range []string{"events", "events_by_trace", "events_by_attr_hash", "metrics", "rollups"} {
+	for _, t := range []string{"events", "events_by_trace", "events_attr_index", "metrics", "rollups"} {
 		names = append(names, "'"+t+suffix+"'")
 	}
 	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM "+parts+" WHERE database = ? AND active AND table IN ("+
