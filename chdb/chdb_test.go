@@ -25,7 +25,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if len(applied) != 0 {
 		t.Fatalf("second migrate applied %v again", applied)
 	}
-	for _, table := range []string{"events", "events_by_trace", "events_by_trace_mv", "events_attr_index", "events_attr_index_mv", "metrics", "rollups", "schema_migrations"} {
+	for _, table := range []string{"events", "events_trace_index", "events_trace_index_mv", "events_attr_index", "events_attr_index_mv", "metrics", "rollups", "schema_migrations"} {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -34,7 +34,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 			t.Errorf("table %s.%s missing", cfg.Database, table)
 		}
 	}
-	for _, table := range []string{"events_by_attr", "events_by_attr_mv", "events_by_attr_hash", "events_by_attr_hash_mv"} { // replaced by events_by_attr_hash (0007), then events_attr_index (0008)
+	for _, table := range []string{"events_by_attr", "events_by_attr_mv", "events_by_attr_hash", "events_by_attr_hash_mv", "events_by_trace", "events_by_trace_mv"} { // replaced by events_by_attr_hash (0007), then events_attr_index (0008); events_trace_index (0009)
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", cfg.Database, table).Scan(&n); err != nil {
 			t.Fatal(err)

@@ -31,21 +31,22 @@ import (
 // shardingKeys is each table's sharding expression. A record and all its replays must land on one
 // shard so that FINAL (ReplacingMergeTree) dedupe within a shard is complete: every key is a
 // function of columns a replay repeats. Events go by trace (by event id when they have none), so a
-// trace's events and its trace-index rows sit on one shard; the attribute index goes with its
-// events (its materialized view writes on the event's shard); metrics by record id; rollups by
-// series. A migration creating a table not listed here fails in cluster mode (events_by_attr and
-// events_by_attr_hash are the attribute indexes of migrations 0004 and 0007, which 0007 and 0008
-// replace: a new database still creates them first). events_attr_index has no trace id: its
-// materialized view writes each row on its event's shard, and only a backfill (0008's, of events
-// stored before it) goes by event_hash, so a replay of such an event may repeat its rows on another
-// shard: harmless, the query service groups the index's rows by event across shards. make bench's direct-to-shard write (internal/bench writePaths) computes the events' and
-// metrics' keys in Go the same way.
+// trace's events and its trace-index rows (by the trace's hash) sit on one shard; the attribute
+// index goes with its events (its materialized view writes on the event's shard); metrics by
+// record id; rollups by series. events_attr_index has no trace id: only a backfill (0008's, of
+// events stored before it) goes by its key, event_hash, so a replay of such an event may repeat
+// its rows on another shard: harmless, the query service groups the index's rows by event across
+// shards. A migration creating a table not listed here fails in cluster mode; the tables of
+// indexes replaced since (events_by_attr of 0004, events_by_attr_hash of 0007, events_by_trace of
+// 0003) are listed because a new database still creates them first. make bench's direct-to-shard
+// write (internal/bench writePaths) computes the events' and metrics' keys in Go the same way.
 var shardingKeys = map[string]string{
 	"events":              "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
 	"events_by_attr":      "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
 	"events_by_attr_hash": "if(trace_id = '', cityHash64(event_id), cityHash64(trace_id))",
 	"events_attr_index":   "event_hash",
 	"events_by_trace":     "cityHash64(trace_id)",
+	"events_trace_index":  "trace_hash",
 	"metrics":             "cityHash64(metric_id)",
 	"rollups":             "series_id",
 }

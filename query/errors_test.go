@@ -32,7 +32,7 @@ func TestServerErrorsHideSQLAndLogAnID(t *testing.T) {
 	}
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
-	if err := admin.Exec(context.Background(), "DROP TABLE "+cfg.Database+".events_by_trace"); err != nil {
+	if err := admin.Exec(context.Background(), "DROP TABLE "+cfg.Database+".events_trace_index"); err != nil {
 		t.Fatal(err)
 	}
 	const secret = "trace-secret-7f3a"
@@ -54,7 +54,7 @@ func TestServerErrorsHideSQLAndLogAnID(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(body.ErrorID) {
 			t.Fatalf("HTTP %d %s, want 500 with an error_id", resp.StatusCode, raw)
 		}
-		for _, leak := range []string{secret, "SELECT", "events_by_trace", cfg.Database, "code:"} {
+		for _, leak := range []string{secret, "SELECT", "events_trace_index", cfg.Database, "code:"} {
 			if strings.Contains(string(raw), leak) {
 				t.Errorf("the 500 body %s carries %q", raw, leak)
 			}
@@ -69,7 +69,7 @@ func TestServerErrorsHideSQLAndLogAnID(t *testing.T) {
 				logged = line
 			}
 		}
-		if !strings.Contains(logged, "events_by_trace") || !strings.Contains(logged, "path=/v1/traces/"+secret) {
+		if !strings.Contains(logged, "events_trace_index") || !strings.Contains(logged, "path=/v1/traces/"+secret) {
 			t.Errorf("no log line with the error id and the full error: %q in %q", logged, logs.String())
 		}
 	}

@@ -123,8 +123,8 @@ func (s *Server) trace(w http.ResponseWriter, r *http.Request) {
 func (s *Server) traceExists(ctx context.Context, f Filter) (bool, error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
-	cond, args := where(Filter{TraceID: f.TraceID, scope: f.scope}, "events")
-	rows, err := s.conn.Query(ctx, "SELECT 1 FROM "+s.cfg.ClickHouse.Database+".events_by_trace"+cond+" LIMIT 1", args...)
+	cond, args := traceIndexWhere(f)
+	rows, err := s.conn.Query(ctx, "SELECT 1 FROM "+s.cfg.ClickHouse.Database+".events_trace_index"+cond+" LIMIT 1", args...)
 	if err != nil {
 		return false, fmt.Errorf("look up trace: %w", err)
 	}
@@ -136,10 +136,41 @@ func (s *Server) traceExists(ctx context.Context, f Filter) (bool, error) {
 	return found, nil
 }
 
+// traceEvents reads the page of a filter with a trace: the events the trace index
+// (events_trace_index: the hashes of each event's tenant, trace and id, and its time, ordered by
+// tenant and trace) names, read from events within the trace's time span, where every condition
+// of the filter (the trace id itself too, so a hash collision cannot add an event) is checked and
+// the page is ordered by (timestamp_us, event_id) and cut.
+func (s *Server) traceEvents(ctx context.Context, f Filter) ([]EventJSON, error) {
+	db := s.cfg.ClickHouse.Database
+	icond, iargs := traceIndexWhere(f)
+	cond, args := where(f, "events")
+	tail, targs := orderLimit(f, "event_id")
+	// The trace's time span bounds the read of events with their sorting key and partitions.
+	// GLOBAL IN: on a cluster (Distributed tables) the index is read once and its set sent to
+	// every shard (ClickHouse refuses a plain IN of one Distributed table in another); on one
+	// server it is a plain IN.
+	span := "timestamp >= (SELECT min(timestamp) FROM " + db + ".events_trace_index" + icond + ")" +
+		" AND timestamp <= (SELECT max(timestamp) FROM " + db + ".events_trace_index" + icond + ")" +
+		" AND (cityHash64(tenant), timestamp_us, cityHash64(event_id)) GLOBAL IN (SELECT tenant_hash, timestamp_us, event_hash FROM " +
+		db + ".events_trace_index" + icond + ")"
+	all := append(append(append(append(args, iargs...), iargs...), iargs...), targs...)
+	return s.readEvents(ctx, eventColumns+db+".events FINAL"+andCond(cond, span)+tail, all)
+}
+
+// traceIndexWhere selects f's trace (and the request's tenant) in the trace index.
+func traceIndexWhere(f Filter) (string, []any) {
+	cond, args := " WHERE trace_hash = cityHash64(?)", []any{f.TraceID}
+	if f.scope.scoped {
+		cond, args = cond+" AND tenant_hash = cityHash64(?)", append(args, f.scope.tenant)
+	}
+	return cond, args
+}
+
 const eventColumns = "SELECT event_id, trace_id, span_id, type, name, timestamp_us, attributes, tenant, service, host FROM "
 
-// queryEvents answers an event filter. A trace's events are read from events_by_trace, ordered by
-// trace. A filter with attributes (and no span id) is answered from the attribute index (see
+// queryEvents answers an event filter. A trace's events are found in the trace index (see
+// traceEvents). A filter with attributes (and no span id) is answered from the attribute index (see
 // pageByAttr). Otherwise the page is found first, reading only key columns of events, and then
 // its rows are read from events by their sorting key: ordering a range's rows costs far less
 // without their attributes' JSON.
@@ -150,9 +181,7 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 	limit := f.Limit
 	f.Limit++
 	if f.TraceID != "" {
-		cond, args := where(f, "events")
-		tail, targs := orderLimit(f, "event_id")
-		out, err := s.readEvents(ctx, eventColumns+s.cfg.ClickHouse.Database+".events_by_trace FINAL"+cond+tail, append(args, targs...))
+		out, err := s.traceEvents(ctx, f)
 		if len(out) > limit {
 			return out[:limit], true, err
 		}

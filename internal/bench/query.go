@@ -246,7 +246,7 @@ func runQuery(ctx context.Context, e *Env, s *Section) error {
 	var evRows, idxRows uint64
 	var evBytes, idxBytes, trBytes uint64
 	_ = conn.QueryRow(ctx, "SELECT sumIf(rows, table = 'events'), sumIf(rows, table = 'events_attr_index'), sumIf(bytes_on_disk, table = 'events'), "+
-		"sumIf(bytes_on_disk, table = 'events_attr_index'), sumIf(bytes_on_disk, table = 'events_by_trace') FROM system.parts WHERE database = ? AND active", db).
+		"sumIf(bytes_on_disk, table = 'events_attr_index'), sumIf(bytes_on_disk, table = 'events_trace_index') FROM system.parts WHERE database = ? AND active", db).
 		Scan(&evRows, &idxRows, &evBytes, &idxBytes, &trBytes)
 	s.Notes = append(s.Notes, fmt.Sprintf("Data: the load generator's fleet (32 hosts; node_id has 20 values, host 32) made %s events and %s "+
 		"metric points (a third node durations, a sixth request counters, a sixth request durations by host, a third CPU gauges) spread over 24 hours, stored the way a worker "+

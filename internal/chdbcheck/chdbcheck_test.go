@@ -119,7 +119,7 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 	t.Helper()
 	want := []struct{ what, re string }{
 		{"the migrations' DDL", `CREATE TABLE IF NOT EXISTS ` + db + `\.events_attr_index\b`},
-		{"the migrations' materialized views", `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + db + `\.events_by_trace_mv`},
+		{"the migrations' materialized views", `CREATE MATERIALIZED VIEW IF NOT EXISTS ` + db + `\.events_trace_index_mv`},
 		{"the migrations' ADD COLUMN", `ALTER TABLE ` + db + `\.rollups ADD COLUMN sketch_p99`},
 		{"migrate's column check", `FROM system\.columns`},
 		{"migrate's record", `INSERT INTO ` + db + `\.schema_migrations \(`},
@@ -130,7 +130,7 @@ func checkCoverage(t *testing.T, steps []*step, db string) {
 		{"LatestWindows", `toUInt32\(max\(window_start\)\)`},
 		{"events by key (page_refs)", `SELECT tenant, type, timestamp, event_id FROM page_refs`},
 		{"events by attribute index reference (page_refs)", `SELECT tenant_hash, timestamp_us, event_hash FROM page_refs`},
-		{"trace reads", `events_by_trace FINAL WHERE`},
+		{"trace reads", `FROM ` + db + `\.events_trace_index WHERE trace_hash`},
 		{"the attribute index", `FROM ` + db + `\.events_attr_index WHERE`},
 		{"the attribute index's page edges", `timestamp_us IN \(`},
 		{"tenant scoping", `tenant = 'acme'`},

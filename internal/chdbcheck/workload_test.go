@@ -188,7 +188,7 @@ func captureWorkload(t *testing.T, rec *recorder, root string) string {
 		t.Fatalf("retention dropped partitions of %v; the workload means it to drop old ones of all five tables", tables)
 	}
 	rec.at("after retention")
-	for _, table := range []string{"events", "events_by_trace", "events_attr_index", "metrics", "rollups"} {
+	for _, table := range []string{"events", "events_trace_index", "events_attr_index", "metrics", "rollups"} {
 		ts := "timestamp"
 		if table == "rollups" {
 			ts = "window_start"

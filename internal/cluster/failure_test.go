@@ -610,7 +610,7 @@ func (r *failureRun) endOffsets(t *testing.T, topic string) int64 {
 type tableCounts struct{ events, eventsByTrace, eventsByAttr, metrics, rollups uint64 }
 
 func (c tableCounts) String() string {
-	return fmt.Sprintf("events %d, events_by_trace %d, events_attr_index %d, metrics %d, rollups %d",
+	return fmt.Sprintf("events %d, events_trace_index %d, events_attr_index %d, metrics %d, rollups %d",
 		c.events, c.eventsByTrace, c.eventsByAttr, c.metrics, c.rollups)
 }
 
@@ -631,7 +631,7 @@ func localCounts(t *testing.T, cfg chdb.Config) tableCounts {
 	}
 	defer conn.Close()
 	var c tableCounts
-	err = conn.QueryRow(ctx, "SELECT (SELECT count() FROM events_local FINAL), (SELECT count() FROM events_by_trace_local FINAL), "+
+	err = conn.QueryRow(ctx, "SELECT (SELECT count() FROM events_local FINAL), (SELECT count() FROM events_trace_index_local FINAL), "+
 		"(SELECT count() FROM events_attr_index_local FINAL), (SELECT count() FROM metrics_local FINAL), (SELECT count() FROM rollups_local FINAL)").
 		Scan(&c.events, &c.eventsByTrace, &c.eventsByAttr, &c.metrics, &c.rollups)
 	if err != nil {

@@ -281,7 +281,7 @@ func sameAnswers(t *testing.T, an, bn string, ca, sa chdb.Config, es []schemas.E
 		return n
 	}
 	for _, sql := range []string{
-		"SELECT count() FROM events_by_trace FINAL",
+		"SELECT count() FROM events_trace_index FINAL",
 		"SELECT count() FROM events_attr_index FINAL",
 		"SELECT sum(cityHash64(event_id, trace_id, attributes)) FROM events FINAL",
 		"SELECT sum(cityHash64(metric_id, value, attributes)) FROM metrics FINAL",

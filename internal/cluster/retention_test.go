@@ -65,10 +65,10 @@ func TestRetentionOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone := map[string][]int{"events_local": {8, 40}, "events_by_trace_local": {8, 40}, "events_attr_index_local": {8, 40},
+	gone := map[string][]int{"events_local": {8, 40}, "events_trace_index_local": {8, 40}, "events_attr_index_local": {8, 40},
 		"metrics_local": {7, 8, 40}, "rollups_local": {40}}
 	var want []retention.Dropped
-	for _, table := range []string{"events_attr_index_local", "events_by_trace_local", "events_local", "metrics_local", "rollups_local"} {
+	for _, table := range []string{"events_attr_index_local", "events_local", "events_trace_index_local", "metrics_local", "rollups_local"} {
 		for _, age := range []int{40, 8, 7} {
 			for _, g := range gone[table] {
 				if g == age {
@@ -112,7 +112,7 @@ func localRowsByDay(t *testing.T, cfg chdb.Config) map[string]map[string]map[uin
 		c := cfg
 		c.Addr = []string{addr}
 		rows, err := open(t, c, false).Query(ctx, "SELECT table, toUInt32(partition), sum(rows) FROM system.parts WHERE database = ? AND active"+
-			" AND table IN ('events_local', 'events_by_trace_local', 'events_attr_index_local', 'metrics_local', 'rollups_local') GROUP BY table, partition", cfg.Database)
+			" AND table IN ('events_local', 'events_trace_index_local', 'events_attr_index_local', 'metrics_local', 'rollups_local') GROUP BY table, partition", cfg.Database)
 		if err != nil {
 			t.Fatalf("parts on %s: %v", addr, err)
 		}

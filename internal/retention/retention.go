@@ -47,11 +47,11 @@ type Dropped struct {
 
 // tableDays is each table's retention in days under cfg.
 func tableDays(cfg Config) map[string]int {
-	return map[string]int{"events": cfg.EventsDays, "events_by_trace": cfg.EventsDays, "events_attr_index": cfg.EventsDays,
+	return map[string]int{"events": cfg.EventsDays, "events_trace_index": cfg.EventsDays, "events_attr_index": cfg.EventsDays,
 		"metrics": cfg.MetricsDays, "rollups": cfg.RollupsDays}
 }
 
-// Enforce drops, in ch.Database, every partition of events (and its indexes, events_by_trace and
+// Enforce drops, in ch.Database, every partition of events (and its indexes, events_trace_index and
 // events_attr_index), metrics and rollups whose day ended more than the table's retention before
 // now. A partition of day D is kept while D >= today - days.
 //
@@ -74,7 +74,7 @@ func Enforce(ctx context.Context, conn driver.Conn, ch chdb.Config, cfg Config, 
 		parts, suffix, on = "cluster('"+cluster+"', system, parts)", "_local", " ON CLUSTER "+cluster
 	}
 	var names []string
-	for _, t := range []string{"events", "events_by_trace", "events_attr_index", "metrics", "rollups"} {
+	for _, t := range []string{"events", "events_trace_index", "events_attr_index", "metrics", "rollups"} {
 		names = append(names, "'"+t+suffix+"'")
 	}
 	rows, err := conn.Query(ctx, "SELECT DISTINCT table, partition FROM "+parts+" WHERE database = ? AND active AND table IN ("+

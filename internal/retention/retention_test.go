@@ -43,7 +43,7 @@ func TestOldPartitionsGoRecentOnesStay(t *testing.T) {
 		return n
 	}
 	// events keep 7 days: ages 0, 1, 7 stay; metrics keep 1 day: 0, 1 stay; rollups keep all.
-	if e, tr, a, m, r := count("events"), count("events_by_trace"), count("events_attr_index"), count("metrics"), count("rollups"); e != 3 || tr != 3 || a != 3 || m != 2 || r != 5 {
+	if e, tr, a, m, r := count("events"), count("events_trace_index"), count("events_attr_index"), count("metrics"), count("rollups"); e != 3 || tr != 3 || a != 3 || m != 2 || r != 5 {
 		t.Fatalf("after retention: %d events, %d in the trace index, %d in the attribute index, %d metrics, %d rollup rows; dropped %v", e, tr, a, m, r, dropped)
 	}
 	if len(dropped) != 9 {

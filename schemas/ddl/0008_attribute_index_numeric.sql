@@ -1,7 +1,7 @@
 -- events_attr_index replaces events_by_attr_hash (0007) as the index of events by top-level
 -- attribute: one row per (event, attribute) as before, every column a number. The event's tenant,
 -- id, type and name are their cityHash64 (tenant_hash, event_hash, type_hash, name_hash) instead of
--- their texts, and trace_id and span_id are gone (a filter with a trace reads events_by_trace; one
+-- their texts, and trace_id and span_id are gone (a filter with a trace reads the trace index; one
 -- with a span id and attributes reads events). Writing those texts on a row per attribute was
 -- most of what the index cost: on ClickHouse 18.16, storing 100,000 of the load generator's events
 -- (4.25 attributes each) cost the server 0.40 s of CPU without an attribute index, 1.01 s with

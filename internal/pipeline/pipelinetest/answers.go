@@ -168,7 +168,7 @@ func utc(es []schemas.Event) []schemas.Event {
 var sqlChecks = []string{
 	"SELECT toString(count()) FROM events FINAL",
 	"SELECT toString(count()) FROM metrics FINAL",
-	"SELECT toString(count()) FROM events_by_trace FINAL",
+	"SELECT toString(count()) FROM events_trace_index FINAL",
 	"SELECT toString(count()) FROM events_attr_index FINAL",
 	"SELECT toString(sum(cityHash64(tenant, event_id, trace_id, span_id, type, name, timestamp_us, attributes, service, host))) FROM events FINAL",
 	"SELECT toString(sum(cityHash64(tenant, metric_id, trace_id, name, value, unit, toString(aggregation_type), timestamp_us, attributes))) FROM metrics FINAL",
