@@ -103,14 +103,20 @@ func measure(name, unit string, values []float64) Figure {
 func compare(name, unit string, values []float64, baseline string, base []float64) Figure {
 	f := measure(name, unit, values)
 	f.Baseline, f.BaselineValue = baseline, median(base)
-	ratios := make([]float64, 0, len(values))
-	for i := range min(len(values), len(base)) {
-		ratios = append(ratios, values[i]/base[i])
-	}
-	if len(ratios) > 0 {
+	if len(values) > 0 && len(values) == len(base) {
+		// Runs measured side by side: the median of the per-run ratios.
+		ratios := make([]float64, len(values))
+		for i := range values {
+			ratios[i] = values[i] / base[i]
+		}
 		f.Ratio, f.RatioSpread = median(ratios), [2]float64{slices.Min(ratios), slices.Max(ratios)}
-	} else {
-		f.Ratio = f.Value / f.BaselineValue
+		return f
+	}
+	// Different numbers of runs (one run at 2x attributes against five at 1x): the run indexes do
+	// not pair, so the ratio is of the medians, its spread the value's over the baseline's median.
+	f.Ratio = f.Value / f.BaselineValue
+	if len(values) > 0 {
+		f.RatioSpread = [2]float64{slices.Min(values) / f.BaselineValue, slices.Max(values) / f.BaselineValue}
 	}
 	return f
 }
