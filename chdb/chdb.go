@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -172,7 +173,7 @@ func MigrateConfig(ctx context.Context, conn driver.Conn, cfg Config, progress .
 		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	var applied []int
-	for _, m := range migrations {
+	for i, m := range migrations {
 		if done[m.Version] {
 			continue
 		}
@@ -181,7 +182,7 @@ func MigrateConfig(ctx context.Context, conn driver.Conn, cfg Config, progress .
 			if err != nil {
 				return applied, err
 			}
-			if err := run(ctx, conn, database, sql); err != nil {
+			if err := run(ctx, conn, database, sql); err != nil && !droppedLater(err, migrations[i+1:], database) {
 				return applied, fmt.Errorf("migration %04d_%s: %s: %w", m.Version, m.Name, firstLine(sql), err)
 			}
 		}
@@ -194,6 +195,35 @@ func MigrateConfig(ctx context.Context, conn driver.Conn, cfg Config, progress .
 		}
 	}
 	return applied, nil
+}
+
+// unknownTableRE reads the table of ClickHouse's UNKNOWN_TABLE message (18.16: "Table db.t
+// doesn't exist."; current releases: "Table db.t does not exist").
+var unknownTableRE = regexp.MustCompile(`Table ([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*) does(?:n't| not) exist`)
+
+// droppedLater reports whether err says a table is missing that one of the later migrations drops
+// (DROP TABLE IF EXISTS): a concurrent migrate is already past that migration (0008 drops the
+// index 0007 creates and fills), so the statement, which only built what is dropped, is moot. The
+// run goes on and applies the later migrations itself.
+func droppedLater(err error, later []schemas.Migration, database string) bool {
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) || ex.Code != 60 {
+		return false
+	}
+	m := unknownTableRE.FindStringSubmatch(ex.Message)
+	if m == nil || m[1] != database {
+		return false
+	}
+	table := strings.TrimSuffix(m[2], "_local") // in cluster mode the local twin may be named
+	for _, l := range later {
+		for _, stmt := range l.Statements {
+			sql, _ := schemas.Render(stmt, database)
+			if d := dropTableRE.FindStringSubmatch(sql); d != nil && d[1] == database && d[2] == table {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // addColumnRE matches the one form of ALTER the migrations use: one ADD COLUMN per statement.
