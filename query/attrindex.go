@@ -73,10 +73,7 @@ func (s *Server) pageByAttr(ctx context.Context, f Filter) ([]EventJSON, bool, e
 		return "SELECT tenant_hash, timestamp_us, event_hash FROM " + idx + cond +
 			" GROUP BY tenant_hash, timestamp_us, event_hash HAVING uniqExact(attr_hash) = ?", append(args, len(keys))
 	}
-	dir := "ASC"
-	if f.Descending {
-		dir = "DESC"
-	}
+	dir := sortDir(f.Descending)
 	var refs []attrRef
 	for {
 		w := f
@@ -207,10 +204,7 @@ func (s *Server) eventsByRef(ctx context.Context, refs []attrRef, f Filter) ([]E
 	}
 	w := Filter{Start: time.UnixMicro(int64(lo)), End: time.UnixMicro(int64(hi) + 1), scope: f.scope}
 	cond, args := where(w, "events")
-	dir := "ASC"
-	if f.Descending {
-		dir = "DESC"
-	}
+	dir := sortDir(f.Descending)
 	sql := eventColumns + s.cfg.ClickHouse.Database + ".events FINAL" + andCond(cond,
 		"(cityHash64(tenant), timestamp_us, cityHash64(event_id)) IN (SELECT tenant_hash, timestamp_us, event_hash FROM page_refs)") +
 		" ORDER BY timestamp_us " + dir + ", event_id " + dir
@@ -232,11 +226,8 @@ func indexWhere(f Filter) (string, []any) {
 	if f.Name != "" {
 		conds, args = append(conds, "name_hash = cityHash64(?)"), append(args, f.Name)
 	}
-	t := Filter{Start: f.Start, End: f.End}
-	tc, targs := where(t, "events")
-	if tc != "" {
-		conds, args = append(conds, strings.TrimPrefix(tc, " WHERE ")), append(args, targs...)
-	}
+	tc, targs := timeConds(f)
+	conds, args = append(conds, tc...), append(args, targs...)
 	if len(conds) == 0 {
 		return "", nil
 	}
@@ -301,10 +292,7 @@ func (s *Server) eventsByKey(ctx context.Context, refs []eventRef, descending bo
 			return nil, fmt.Errorf("query events: page keys: %w", err)
 		}
 	}
-	dir := "ASC"
-	if descending {
-		dir = "DESC"
-	}
+	dir := sortDir(descending)
 	sql := eventColumns + s.cfg.ClickHouse.Database + ".events FINAL WHERE (tenant, type, timestamp, event_id) IN" +
 		" (SELECT tenant, type, timestamp, event_id FROM page_refs) ORDER BY timestamp_us " + dir + ", event_id " + dir
 	return s.readEvents(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), sql, nil)

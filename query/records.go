@@ -182,16 +182,8 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 	f.Limit++
 	if f.TraceID != "" {
 		out, err := s.traceEvents(ctx, f)
-		if len(out) > limit {
-			return out[:limit], true, err
-		}
-		return out, false, err
-	}
-	scan := func() ([]eventRef, error) {
-		cond, args := where(f, "events")
-		tail, targs := orderLimit(f, "event_id")
-		return s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
-			append(args, targs...))
+		out, more = trimPage(out, limit)
+		return out, more, err
 	}
 	if len(f.Attributes) > 0 && f.SpanID == "" {
 		out, ok, err := s.pageByAttr(ctx, f)
@@ -199,26 +191,33 @@ func (s *Server) queryEvents(ctx context.Context, f Filter) (_ []EventJSON, more
 			return nil, false, err
 		}
 		if ok {
-			if len(out) > limit {
-				return out[:limit], true, nil
-			}
-			return out, false, nil
+			out, more = trimPage(out, limit)
+			return out, more, nil
 		}
 		// An index row named an event the filter does not match (two hashes collided), retention
 		// or new rows changed the page between two reads, or one microsecond holds more than
 		// maxEdgeEvents events: answer from events alone, whose SQL checks every condition.
 		s.log.Warn("the attribute index could not answer this page: answering from events", "attributes", f.Attributes)
 	}
-	refs, err := scan()
+	cond, args := where(f, "events")
+	tail, targs := orderLimit(f, "event_id")
+	refs, err := s.eventRefs(ctx, "SELECT tenant, type, timestamp, event_id, timestamp_us FROM "+s.cfg.ClickHouse.Database+".events FINAL"+cond+tail,
+		append(args, targs...))
 	if err != nil {
 		return nil, false, err
 	}
-	more = len(refs) > limit
-	if more {
-		refs = refs[:limit]
-	}
+	refs, more = trimPage(refs, limit)
 	out, err := s.eventsByKey(ctx, refs, f.Descending)
 	return out, more, err
+}
+
+// trimPage cuts a page read with one row past its limit (to tell whether more follow) to limit,
+// and says whether it had more.
+func trimPage[T any](rows []T, limit int) ([]T, bool) {
+	if len(rows) > limit {
+		return rows[:limit], true
+	}
+	return rows, false
 }
 
 func (s *Server) readEvents(ctx context.Context, sql string, args []any) ([]EventJSON, error) {

@@ -33,15 +33,8 @@ func where(f Filter, kind string) (string, []any) {
 	if f.AggregationType != "" && kind == "metrics" {
 		add("aggregation_type = ?", f.AggregationType)
 	}
-	// timestamp (seconds) lets ClickHouse use the sorting key and partitions; timestamp_us is exact.
-	if !f.Start.IsZero() {
-		add("timestamp >= toDateTime(?)", uint32(f.Start.Unix()))
-		add("timestamp_us >= ?", uint64(f.Start.UnixMicro()))
-	}
-	if !f.End.IsZero() {
-		add("timestamp <= toDateTime(?)", uint32(f.End.Unix()))
-		add("timestamp_us < ?", uint64(f.End.UnixMicro()))
-	}
+	tc, targs := timeConds(f)
+	conds, args = append(conds, tc...), append(args, targs...)
 	for _, k := range slices.Sorted(maps.Keys(f.Attributes)) {
 		add("has(attr_keys, ?) AND attr_values[indexOf(attr_keys, ?)] = ?", k, k, f.Attributes[k])
 	}
@@ -49,6 +42,20 @@ func where(f Filter, kind string) (string, []any) {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// timeConds are the conditions of f's time range, on the timestamp (seconds), which lets
+// ClickHouse use the sorting key and partitions, and on timestamp_us, which is exact.
+func timeConds(f Filter) (conds []string, args []any) {
+	if !f.Start.IsZero() {
+		conds = append(conds, "timestamp >= toDateTime(?)", "timestamp_us >= ?")
+		args = append(args, uint32(f.Start.Unix()), uint64(f.Start.UnixMicro()))
+	}
+	if !f.End.IsZero() {
+		conds = append(conds, "timestamp <= toDateTime(?)", "timestamp_us < ?")
+		args = append(args, uint32(f.End.Unix()), uint64(f.End.UnixMicro()))
+	}
+	return conds, args
 }
 
 func anySlice(s []string) []any {
@@ -59,10 +66,15 @@ func anySlice(s []string) []any {
 	return out
 }
 
-func orderLimit(f Filter, idColumn string) (string, []any) {
-	dir := "ASC"
-	if f.Descending {
-		dir = "DESC"
+// sortDir is the SQL direction of a page: DESC for descending, else ASC.
+func sortDir(descending bool) string {
+	if descending {
+		return "DESC"
 	}
+	return "ASC"
+}
+
+func orderLimit(f Filter, idColumn string) (string, []any) {
+	dir := sortDir(f.Descending)
 	return " ORDER BY timestamp_us " + dir + ", " + idColumn + " " + dir + " LIMIT ?, ?", []any{f.Offset, f.Limit}
 }

@@ -171,12 +171,7 @@ func TestWindowNotReadFromAnIncompleteTwin(t *testing.T) {
 	if _, err := chdb.MigrateConfig(ctx, open(t, ccfg, false), ccfg); err != nil {
 		t.Fatal(err)
 	}
-	one := func(i int) driver.Conn {
-		c := ccfg
-		c.Addr, c.MaxOpenConns = []string{clusterCH[i]}, 1
-		return open(t, c, true)
-	}
-	ch3, ch4 := one(2), one(3)
+	ch3, ch4 := open(t, oneServer(ccfg, 2), true), open(t, oneServer(ccfg, 3), true)
 	newStore := func(conn driver.Conn) *consumer.ClickHouseStore {
 		s, err := consumer.NewClickHouseStore(conn, ccfg.Database)
 		if err != nil {
@@ -378,10 +373,12 @@ func (r *failureRun) mark() progress {
 }
 
 // server is a config for the database on the i-th ClickHouse server (0-based) alone.
-func (r *failureRun) server(i int) chdb.Config {
-	c := r.ccfg
-	c.Addr, c.MaxOpenConns = []string{clusterCH[i]}, 1
-	return c
+func (r *failureRun) server(i int) chdb.Config { return oneServer(r.ccfg, i) }
+
+// oneServer is cfg for the i-th ClickHouse server (0-based) alone.
+func oneServer(cfg chdb.Config, i int) chdb.Config {
+	cfg.Addr, cfg.MaxOpenConns = []string{clusterCH[i]}, 1
+	return cfg
 }
 
 var codeRE = regexp.MustCompile(`code: (\d+)`)
