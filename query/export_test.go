@@ -5,3 +5,6 @@ var (
 	SketchQuantileSQL = sketchQuantileSQL
 	SketchAliases     = sketchAliases
 )
+
+// MaxEdgeEvents is the most events of one microsecond an attribute page reads from the index.
+const MaxEdgeEvents = maxEdgeEvents

@@ -211,6 +211,49 @@ func TestAttributePagesOrderEventsOfOneMicrosecondByID(t *testing.T) {
 	}
 }
 
+// A page whose edge microsecond holds MaxEdgeEvents events is cut from the index; one more event
+// there and it is answered from events instead. Both answers are the brute-force pages, by id.
+func TestAttributePagesAtTheEdgeEventsLimit(t *testing.T) {
+	for _, n := range []int{query.MaxEdgeEvents, query.MaxEdgeEvents + 1} {
+		cfg := testenv.ClickHouse(t)
+		conn := testenv.OpenClickHouse(t, cfg)
+		f := &fixture{chcfg: cfg}
+		rng := rand.NewChaCha8([32]byte{byte(n)})
+		ids := make([]string, n)
+		for i := range n {
+			ids[i] = uuid.Must(uuid.NewRandomFromReader(rng)).String()
+			f.events = append(f.events, schemas.Event{EventID: ids[i], Type: "a", Name: "n", Timestamp: base,
+				Attributes: map[string]any{"zone": "z1"}})
+		}
+		f.serve(t, conn)
+		sort.Strings(ids)
+		for _, c := range []struct {
+			off  int
+			desc bool
+		}{{0, false}, {9995, false}, {0, true}, {9995, true}} { // 10,000: the fixture's QUERY_MAX_OFFSET
+			got, _, err := f.client.QueryEvents(context.Background(), query.Filter{Attributes: map[string]string{"zone": "z1"},
+				Limit: 5, Offset: c.off, Descending: c.desc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ids[c.off : c.off+5]
+			if c.desc {
+				want = make([]string, 5)
+				for i := range want {
+					want[i] = ids[n-1-c.off-i]
+				}
+			}
+			if g := fmt.Sprint(eventIDs(got)); g != fmt.Sprint(want) {
+				t.Errorf("%d events in one microsecond, offset %d, descending %v: got %s, want %v", n, c.off, c.desc, g, want)
+			}
+		}
+	}
+}
+
+func eventIDs(es []schemas.Event) []string {
+	return ids(es, func(e schemas.Event) string { return e.EventID })
+}
+
 // An attribute index row that names an event without the attribute (what a collision of two
 // attributes' hashes would leave) does not put that event in an answer: the page comes from events.
 func TestAttributeHashCollisionAnswersFromEvents(t *testing.T) {
