@@ -16,7 +16,8 @@ test:
 
 # The benchmark harness (cmd/tributary-bench, not part of the tributary binary): real servers, every
 # scenario, writes BENCHMARKS.md and BENCHMARKS.json (about 30 minutes). BENCH_FLAGS=-short for a
-# smoke run, BENCH_FLAGS='-only query' for one scenario.
+# smoke run, BENCH_FLAGS='-only query' for one scenario; BENCH_CPUPROFILE_DIR=dir for CPU profiles of
+# the in-process sides.
 bench:
 	@bash deploy/bench.sh
 

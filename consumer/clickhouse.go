@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/tributary/tributary/schemas"
@@ -100,8 +101,9 @@ func (s *ClickHouseStore) insert(ctx context.Context, table, columns string, col
 	if err != nil {
 		return fmt.Errorf("prepare insert into %s: %w", table, err)
 	}
+	reserveStrings(batch.Columns(), cols)
 	for i, col := range cols {
-		if err := batch.Column(i).Append(col); err != nil {
+		if err := appendColumn(batch.Column(i), col); err != nil {
 			_ = batch.Abort()
 			return Permanent(fmt.Errorf("insert into %s: column %d: %w", table, i, err))
 		}
@@ -110,4 +112,82 @@ func (s *ClickHouseStore) insert(ctx context.Context, table, columns string, col
 		return fmt.Errorf("insert into %s: %w", table, err)
 	}
 	return nil
+}
+
+// appendColumn appends a whole column. Array columns go in row by row: clickhouse-go's Append of
+// a [][]T walks it by reflection, boxing every element through reflect.Value.Interface, where its
+// AppendRow of a []T takes a typed path (BenchmarkAppendArrayColumn: about a third less time).
+func appendColumn(c driver.BatchColumn, col any) error {
+	switch rows := col.(type) {
+	case [][]string:
+		return appendRows(c, rows)
+	case [][]float64:
+		return appendRows(c, rows)
+	case [][]uint64:
+		return appendRows(c, rows)
+	case [][]int32:
+		return appendRows(c, rows)
+	}
+	return c.Append(col)
+}
+
+func appendRows[T any](c driver.BatchColumn, rows [][]T) error {
+	for _, r := range rows {
+		if err := c.AppendRow(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reserveStrings gives each String and Array(String) column of an insert room for the bytes it is
+// about to get, in one allocation. Otherwise each column's buffer grows as its rows go in (by a
+// quarter at a time once large), copying itself several times over into fresh memory: in a
+// profile of the worker, a fifth of its CPU (BenchmarkReserveStrings). The room is made by
+// appending one string of that size and resetting the column, which keeps its capacity.
+func reserveStrings(columns []column.Interface, cols []any) {
+	for i, v := range cols {
+		if i >= len(columns) {
+			return
+		}
+		c := columns[i]
+		var n int
+		switch v := v.(type) {
+		case []string:
+			for _, s := range v {
+				n += len(s)
+			}
+		case [][]string:
+			for _, r := range v {
+				for _, s := range r {
+					n += len(s)
+				}
+			}
+			a, ok := c.(*column.Array)
+			if !ok {
+				continue
+			}
+			c = a.Base()
+		default:
+			continue
+		}
+		if s, ok := c.(*column.String); ok && n > 0 && s.AppendRow(filler(n)) == nil {
+			columns[i].Reset()
+		}
+	}
+}
+
+var (
+	fillMu sync.Mutex
+	fill   string // zero bytes, shared: strings are immutable
+)
+
+// filler returns a string of n bytes.
+func filler(n int) string {
+	fillMu.Lock()
+	defer fillMu.Unlock()
+	if len(fill) < n {
+		fill = string(make([]byte, n+n/4))
+	}
+	return fill[:n]
 }

@@ -240,6 +240,12 @@ func workerCost(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 	settle(ctx, conn)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	stopProfile, err := startProfile("worker")
+	if err != nil {
+		cancel()
+		return 0, cost, err
+	}
+	defer stopProfile()
 	u0, start := usageNow(), time.Now()
 	go func() { done <- w.Run(runCtx) }()
 	deadline := time.Now().Add(5 * time.Minute)
@@ -257,6 +263,7 @@ func workerCost(ctx context.Context, e *Env, es []schemas.Event, ms []schemas.Me
 	}
 	elapsed := time.Since(start)
 	cost = usageNow().since(u0, int(n))
+	stopProfile()
 	cancel()
 	if err := <-done; err != nil {
 		return 0, cost, err

@@ -14,8 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -508,3 +510,26 @@ func StartLocalCluster(script string, log io.Writer) (_ *Cluster, stop func(), _
 	}
 	return c, stop, nil
 }
+
+// startProfile starts a CPU profile of this process into $BENCH_CPUPROFILE_DIR/<side>-<n>.pprof
+// when that is set (to find where a side's time goes: `BENCH_CPUPROFILE_DIR=/tmp/p make bench`,
+// then `go tool pprof -top /tmp/p/worker-*.pprof`). The stop function may be called more than once.
+func startProfile(side string) (stop func(), err error) {
+	dir := os.Getenv("BENCH_CPUPROFILE_DIR")
+	if dir == "" {
+		return func() {}, nil
+	}
+	profiles++
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", side, profiles)))
+	if err != nil {
+		return nil, fmt.Errorf("BENCH_CPUPROFILE_DIR: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("BENCH_CPUPROFILE_DIR: %w", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
+}
+
+var profiles int // startProfile's files so far

@@ -67,6 +67,11 @@ func runSDK(ctx context.Context, e *Env, s *Section) error {
 			}
 			defer p.Close(context.Background())
 			runtime.GC()
+			stop, err := startProfile("sdk")
+			if err != nil {
+				return 0, 0, err
+			}
+			defer stop()
 			m0, start := mallocs(), time.Now()
 			for j := range es {
 				if err := p.RecordEvent(ctx, es[j]); err != nil {
@@ -90,6 +95,15 @@ func runSDK(ctx context.Context, e *Env, s *Section) error {
 			}
 			defer cl.Close()
 			runtime.GC()
+			side := "bare-encode"
+			if pre != nil {
+				side = "bare-pre-encoded"
+			}
+			stop, err := startProfile(side)
+			if err != nil {
+				return 0, 0, err
+			}
+			defer stop()
 			m0, start := mallocs(), time.Now()
 			for j := range es {
 				var ev, mv []byte
