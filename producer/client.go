@@ -357,7 +357,9 @@ func (c *Client) checkAttributes(attrs map[string]any) (map[string]any, error) {
 }
 
 // plainAndWithinLimits reports, in one pass, whether attrs holds only values NormalizeAttributes
-// keeps as they are (nil, bool, int64, finite float64, string) and is within the limits: the
+// keeps as they are (nil, bool, int64, finite float64, string), or int, which the encoder and the
+// series key take as its int64 (Go's default integer: an int attribute took the full path, 350 ns
+// and 2 allocations more per RecordEvent), and is within the limits: the
 // common case, which then needs neither (measured on three plain attributes: 55-65 ns against
 // 100-130 ns for NormalizeAttributes and checkLimits, two passes). Anything else takes the full
 // path and its errors.
@@ -370,7 +372,7 @@ func (c *Client) plainAndWithinLimits(attrs map[string]any) bool {
 			return false
 		}
 		switch x := v.(type) {
-		case nil, bool, int64:
+		case nil, bool, int64, int: // int is encoded and keyed as the int64 it normalises to
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
 				return false

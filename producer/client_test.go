@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -334,5 +336,65 @@ func TestSlotsUnderContention(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 7 || full.Load() != 33 || c.Stats().Buffered != 7 {
 		t.Fatalf("accepted %d, refused %d, buffered %d", ok.Load(), full.Load(), c.Stats().Buffered)
+	}
+}
+
+// An int attribute (Go's default integer) takes the one-pass check as it is: the record it makes
+// decodes as the one its int64 makes, with the same series key byte for byte, so neither what consumers
+// decode nor a series' partition depends on which of the two the caller used. The caller's map is
+// left as it was.
+func TestIntAttributesRecordAsTheirInt64(t *testing.T) {
+	c := newOffline(t, nil)
+	codec, err := schemas.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := codec.NewDecoder()
+	ctx := context.Background()
+	ts := time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC)
+	values := []any{0, 7, -7, math.MaxInt, math.MinInt, int64(3), "x", true, nil, 2.5}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 500 {
+		attrs, as64 := map[string]any{}, map[string]any{}
+		for j := range 1 + rng.IntN(8) {
+			k, v := fmt.Sprintf("k%d", j), values[rng.IntN(len(values))]
+			attrs[k], as64[k] = v, v
+			if n, ok := v.(int); ok {
+				as64[k] = int64(n)
+			}
+		}
+		before := maps.Clone(attrs)
+		ev := func(a map[string]any) Event {
+			return Event{EventID: "e1", Type: "t", Name: "n", TraceID: "tr", Timestamp: ts, Attributes: a}
+		}
+		e1, e2 := ev(attrs), ev(as64)
+		r1, err1 := c.prepareEvent(ctx, &e1)
+		r2, err2 := c.prepareEvent(ctx, &e2)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("event of %v: %v, %v", attrs, err1, err2)
+		}
+		var d1, d2 schemas.Event
+		if err1, err2 = dec.DecodeEvent(r1.Value, &d1), dec.DecodeEvent(r2.Value, &d2); err1 != nil || err2 != nil || !reflect.DeepEqual(d1, d2) {
+			t.Fatalf("event of %v: %v, %v; decoded %#v, with int64s %#v", attrs, err1, err2, d1, d2)
+		}
+		me := func(a map[string]any) Metric {
+			return Metric{MetricID: "m1", Name: "m", Value: 1, Unit: "s", AggregationType: schemas.Gauge, Timestamp: ts, Attributes: a}
+		}
+		m1, m2 := me(attrs), me(as64)
+		q1, err1 := c.prepareMetric(ctx, &m1)
+		q2, err2 := c.prepareMetric(ctx, &m2)
+		if err1 != nil || err2 != nil || !bytes.Equal(q1.Key, q2.Key) {
+			t.Fatalf("metric of %v: %v, %v; key %q, with int64s %q", attrs, err1, err2, q1.Key, q2.Key)
+		}
+		var n1, n2 schemas.Metric
+		if err1, err2 = dec.DecodeMetric(q1.Value, &n1), dec.DecodeMetric(q2.Value, &n2); err1 != nil || err2 != nil || !reflect.DeepEqual(n1, n2) {
+			t.Fatalf("metric of %v: %v, %v; decoded %#v, with int64s %#v", attrs, err1, err2, n1, n2)
+		}
+		if !reflect.DeepEqual(attrs, before) {
+			t.Fatalf("the caller's map changed: %#v, was %#v", attrs, before)
+		}
+	}
+	if !c.plainAndWithinLimits(map[string]any{"n": 7}) {
+		t.Fatal("an int attribute took the full path")
 	}
 }

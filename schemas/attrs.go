@@ -220,6 +220,8 @@ func AppendFlatValue(dst []byte, v any) []byte {
 		return strconv.AppendBool(dst, x)
 	case int64:
 		return strconv.AppendInt(dst, x, 10)
+	case int: // as the int64 NormalizeAttributes makes of it
+		return strconv.AppendInt(dst, int64(x), 10)
 	case float64:
 		return strconv.AppendFloat(dst, x, 'g', -1, 64)
 	}

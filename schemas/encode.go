@@ -143,6 +143,8 @@ func appendAttrValue(dst []byte, v any) ([]byte, error) {
 		return append(appendLong(dst, avBool), b), nil
 	case int64:
 		return appendLong(appendLong(dst, avLong), x), nil
+	case int: // as the int64 NormalizeAttributes makes of it
+		return appendLong(appendLong(dst, avLong), int64(x)), nil
 	case float64:
 		return appendDouble(appendLong(dst, avDouble), x), nil
 	case string:
